@@ -1,0 +1,33 @@
+"""The project's error and warning types.
+
+One error type per kind of fault. The command line turns each into a one-line
+message and an exit code; library callers can catch them by kind.
+"""
+
+from __future__ import annotations
+
+
+class MLPBackendError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+    exit_code = 2
+
+
+class UsageError(MLPBackendError):
+    """An option, argument or spec value is invalid. The message names it."""
+
+
+class DataError(MLPBackendError):
+    """An input file cannot be read as a table. The message names file and line."""
+
+
+class BackendError(MLPBackendError):
+    """The requested array backend cannot be used on this machine."""
+
+
+class RunError(MLPBackendError):
+    """A run folder or saved model is missing, locked or malformed."""
+
+
+class MLPBackendWarning(UserWarning):
+    """A degraded but working state (a constant column, a backend fallback)."""
