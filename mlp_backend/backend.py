@@ -1,0 +1,188 @@
+"""Where arrays live: the array namespace, the device and the default float dtype.
+
+Everything above this module gets its namespace from a :class:`Backend` and
+writes its math against the Python array API standard, so the same code runs
+on NumPy, on CuPy and on ``array-api-strict`` (the test-only backend that
+rejects anything outside the standard).
+
+Host/device boundary: the data layer hands NumPy arrays to
+:meth:`Backend.asarray`, once per run; results come back through
+:meth:`Backend.to_host` or :meth:`Backend.scalar`, once per epoch. Random
+numbers are always drawn on the host with NumPy's seeded ``Generator`` and
+then moved, so one seed gives the same start and the same batches on every
+backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from mlp_backend.errors import BackendError, UsageError
+
+logger = logging.getLogger(__name__)
+
+BACKEND_CHOICES = ("auto", "numpy", "cupy")
+DTYPE_CHOICES = ("float32", "float64")
+ENV_VAR = "MLP_BACKEND"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace plus the few operations the standard lacks.
+
+    Attributes:
+        name: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``.
+        xp: The array-API namespace (array-api-compat's wrapper where needed).
+        dtype: The float dtype object of ``xp`` that models use by default.
+        device_name: A human-readable device description for run files.
+    """
+
+    name: str
+    xp: ModuleType
+    dtype: Any
+    device_name: str
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64" if self.dtype == self.xp.float64 else "float32"
+
+    def with_dtype(self, dtype: str) -> Backend:
+        """The same backend with another default float dtype."""
+        return Backend(self.name, self.xp, _float_dtype(self.xp, dtype), self.device_name)
+
+    def asarray(self, host: Any, dtype: Any = None) -> Any:
+        """Copies a host array (or nested list, or scalar) onto the device.
+
+        Floating inputs take the backend's float dtype unless ``dtype`` says
+        otherwise, so a float64 NumPy array never leaks float64 into a float32
+        model.
+        """
+        host = np.asarray(host)
+        if dtype is None and host.dtype.kind == "f":
+            dtype = self.dtype
+        return self.xp.asarray(host, dtype=dtype)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """Copies a device array to a NumPy array."""
+        if self.name == "cupy":
+            return array.get()
+        return np.asarray(array)
+
+    def scalar(self, array: Any) -> float:
+        """A 0-d device array as a Python float (one device round trip)."""
+        return float(self.to_host(array))
+
+    def synchronize(self) -> None:
+        """Waits for queued device work; a no-op on host backends."""
+        if self.name == "cupy":
+            import cupy
+
+            cupy.cuda.get_current_stream().synchronize()
+
+    def memory(self) -> dict[str, int | None]:
+        """Device memory in bytes, where the device reports it."""
+        if self.name == "cupy":
+            import cupy
+
+            free, total = cupy.cuda.runtime.memGetInfo()
+            return {"memory_used": int(total - free), "memory_total": int(total)}
+        return {"memory_used": None, "memory_total": None}
+
+    def describe(self) -> dict[str, Any]:
+        """What run files record about the backend."""
+        return {"name": self.name, "device": self.device_name, "dtype": self.dtype_name}
+
+
+def _float_dtype(xp: ModuleType, dtype: str) -> Any:
+    if dtype not in DTYPE_CHOICES:
+        raise UsageError(
+            f"--dtype: expected one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}"
+        )
+    return getattr(xp, dtype)
+
+
+def _numpy(dtype: str) -> Backend:
+    from array_api_compat import numpy as xp
+
+    return Backend("numpy", xp, _float_dtype(xp, dtype), "cpu")
+
+
+def _strict(dtype: str) -> Backend:
+    xp = importlib.import_module("array_api_strict")
+    return Backend("array_api_strict", xp, _float_dtype(xp, dtype), "cpu (strict)")
+
+
+def cupy_problem() -> str | None:
+    """Why CuPy cannot be used here, or None when it can.
+
+    Never raises: a broken CuPy install must not break ``import mlp_backend``
+    or the NumPy fallback.
+    """
+    try:
+        import cupy
+    except Exception as exc:  # any import failure means "not usable"
+        return f"cupy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"cupy is installed but no CUDA device is usable ({exc})"
+    if count < 1:
+        return "cupy is installed but no CUDA device was found"
+    return None
+
+
+def _cupy(dtype: str) -> Backend:
+    problem = cupy_problem()
+    if problem is not None:
+        raise BackendError(
+            f"--backend cupy: {problem}; install a CuPy build that matches the "
+            "CUDA driver (pip install 'mlp-backend[gpu]') or use --backend numpy"
+        )
+    import cupy
+    from array_api_compat import cupy as xp
+
+    device = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(device.id)
+    label = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    return Backend("cupy", xp, _float_dtype(xp, dtype), f"cuda:{device.id} {label}")
+
+
+def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
+    """Resolves a backend choice: the argument, else ``$MLP_BACKEND``, else auto.
+
+    ``auto`` takes CuPy when a CUDA device works and NumPy otherwise, and logs
+    one line saying which and why.
+
+    Raises:
+        UsageError: The name is not a known backend.
+        BackendError: ``cupy`` was asked for explicitly and cannot be used.
+    """
+    source = "--backend"
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "auto"
+        source = ENV_VAR if ENV_VAR in os.environ else "--backend"
+    name = name.strip().lower()
+    if name == "numpy":
+        return _numpy(dtype)
+    if name == "cupy":
+        return _cupy(dtype)
+    if name in ("array_api_strict", "array-api-strict"):
+        return _strict(dtype)
+    if name != "auto":
+        raise UsageError(
+            f"{source}: expected one of {', '.join(BACKEND_CHOICES)}, got {name!r}"
+        )
+    problem = cupy_problem()
+    if problem is None:
+        backend = _cupy(dtype)
+        logger.info("backend auto: using cupy on %s", backend.device_name)
+        return backend
+    logger.info("backend auto: %s: using numpy", problem)
+    return _numpy(dtype)

@@ -1,0 +1,271 @@
+"""The ``mlp-backend`` command line: train, evaluate, predict, info, monitor.
+
+This is a face: it parses options (click), decides what a person sees
+(logging and a rich progress bar on a terminal, plain lines otherwise) and
+turns the library's errors into one-line messages and exit codes:
+0 success, 2 bad usage or input, 3 a diverged or failed run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from mlp_backend import __version__
+from mlp_backend.errors import MLPBackendError, UsageError
+
+logger = logging.getLogger("mlp_backend")
+
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns the library's errors into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MLPBackendError as exc:
+            fail(str(exc), exc.exit_code)
+
+
+def int_list(value: str, option: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option}: expected comma-separated integers like 64,32; got {value!r}"
+        ) from None
+    if not widths:
+        raise UsageError(f"{option}: expected at least one width; got {value!r}")
+    return widths
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlp-backend")
+@click.option("-v", "--verbose", count=True, help="More log lines.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def main(verbose: int, quiet: bool) -> None:
+    """Train multilayer perceptrons with hand-written backprop on NumPy or CuPy."""
+    setup_logging(verbose, quiet)
+
+
+BACKEND = click.option(
+    "--backend",
+    type=click.Choice(["auto", "numpy", "cupy"]),
+    default=None,
+    help="Array backend [default: $MLP_BACKEND, else auto].",
+)
+RUNS_DIR = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Root folder of run folders.",
+)
+
+
+def training_options(f: Any) -> Any:
+    """The options of ``train`` (the sweep reuses their names)."""
+    options = [
+        click.option("--data", default=None, help="Data file [default: MAGIC by its location rules]."),
+        click.option("--test-data", default=None, help="Separate test file instead of a test split."),
+        RUNS_DIR,
+        click.option("--name", default=None, help="Run folder name [default: a fresh unique one]."),
+        click.option("--epochs", type=int, default=60, show_default=True),
+        click.option("--batch-size", type=int, default=256, show_default=True),
+        click.option("--lr", type=float, default=0.003, show_default=True, help="Learning rate."),
+        click.option("--hidden", default="64,32", show_default=True, help="Hidden widths."),
+        click.option(
+            "--activation",
+            type=click.Choice(["relu", "tanh", "sigmoid", "leaky_relu", "elu"]),
+            default="relu",
+            show_default=True,
+        ),
+        click.option(
+            "--optimizer",
+            type=click.Choice(["sgd", "momentum", "nesterov", "adam"]),
+            default="adam",
+            show_default=True,
+        ),
+        click.option("--momentum", type=float, default=0.9, show_default=True),
+        click.option("--weight-decay", type=float, default=0.0, show_default=True),
+        click.option(
+            "--schedule",
+            type=click.Choice(["none", "step", "cosine"]),
+            default="none",
+            show_default=True,
+            help="Learning-rate schedule.",
+        ),
+        click.option("--patience", type=int, default=10, show_default=True,
+                     help="Epochs without improvement before early stopping (0: off)."),
+        click.option(
+            "--metric",
+            type=click.Choice(["val_loss", "val_accuracy", "val_f1", "val_roc_auc", "val_mse", "val_r2"]),
+            default="val_loss",
+            show_default=True,
+            help="Validation metric for early stopping and the best weights.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of initial weights and batch order."),
+        click.option("--split-seed", type=int, default=0, show_default=True,
+                     help="Seed of the train/validation/test split."),
+        click.option("--task", type=click.Choice(["classification", "regression"]),
+                     default="classification", show_default=True),
+        click.option("--label", default="-1", show_default=True,
+                     help="Label column: a name (with a header) or an index."),
+        click.option("--positive", default=None,
+                     help="Positive class of a binary task [MAGIC: g]."),
+        BACKEND,
+        click.option("--dtype", type=click.Choice(["float32", "float64"]),
+                     default="float32", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def label_option(value: str) -> str | int:
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+@main.command()
+@training_options
+@click.option("--monitor", "open_monitor", is_flag=True,
+              help="Follow the run in the terminal monitor.")
+def train(open_monitor: bool, **options: Any) -> None:
+    """Train one network; with no options, a good default network on MAGIC."""
+    if open_monitor:
+        from mlp_backend.launch import train_with_monitor
+
+        sys.exit(train_with_monitor(sys.argv[1:], options["runs_dir"]))
+    from mlp_backend.train_command import run_train
+
+    state = run_train(options, progress=sys.stderr.isatty())
+    if state in ("diverged", "failed"):
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="Score this labelled file instead of the run's test part.")
+@BACKEND
+def evaluate(run: Path, data: str | None, backend: str | None) -> None:
+    """Re-score a saved model on its test data or on a given file."""
+    from mlp_backend.train_command import run_evaluate
+
+    report = run_evaluate(run, data, backend)
+    print_metrics(report)
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the CSV here [default: standard output].")
+@BACKEND
+def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> None:
+    """Write the predicted class and probability of each row of FILE as CSV."""
+    from mlp_backend.train_command import run_predict
+
+    header, rows = run_predict(run, file, backend)
+    stream = open(output, "w", newline="") if output else sys.stdout
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+    finally:
+        if output:
+            stream.close()
+
+
+@main.command()
+@click.option("--data", default=None, help="Where to look for MAGIC first.")
+def info(data: str | None) -> None:
+    """Backends, devices, versions, and where the data was found."""
+    import platform
+
+    import numpy as np
+
+    from mlp_backend.backend import cupy_problem, get_backend
+    from mlp_backend.errors import DataError
+
+    click.echo(f"mlp-backend {__version__}, Python {platform.python_version()}, NumPy {np.__version__}")
+    problem = cupy_problem()
+    if problem is None:
+        import cupy
+
+        click.echo(f"cupy {cupy.__version__}: {get_backend('cupy').device_name}")
+    else:
+        click.echo(f"cupy: {problem}")
+    chosen = get_backend(None)
+    click.echo(f"backend now: {chosen.name} on {chosen.device_name}")
+    from mlp_backend.data import locate_magic
+
+    try:
+        click.echo(f"MAGIC data: {locate_magic(data, download=False)}")
+    except DataError as exc:
+        click.echo(f"MAGIC data: not found ({exc})")
+
+
+@main.command()
+@click.argument("runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"))
+@click.option("--refresh", type=float, default=1.0, show_default=True, help="Seconds between redraws.")
+def monitor(runs_dir: Path, refresh: float) -> None:
+    """Follow training runs and sweeps live in the terminal."""
+    from tui import run_monitor
+
+    if refresh <= 0:
+        raise UsageError(f"--refresh: must be positive, got {refresh}")
+    run_monitor(runs_dir, refresh)
+
+
+def print_metrics(report: dict[str, Any]) -> None:
+    """A readable table of test metrics (rich when on a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="test metrics", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        if key == "tpr_at_fpr":
+            for fpr, tpr in value.items():
+                table.add_row(f"TPR at FPR {fpr}", _fmt(tpr))
+        elif key == "confusion_matrix":
+            table.add_row(key, str(value))
+        else:
+            table.add_row(key, _fmt(value))
+    Console(soft_wrap=True).print(table)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.1f}s"

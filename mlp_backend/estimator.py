@@ -1,0 +1,358 @@
+"""Estimators in the scikit-learn style, built on the hand-written training loop.
+
+``MLPClassifier`` and ``MLPRegressor`` follow scikit-learn's estimator
+contract (``get_params``/``set_params``, ``fit``, ``predict``, ``score``,
+constructor arguments stored unchanged), so they work inside ``Pipeline``,
+``clone`` and ``cross_val_score`` without this library importing
+scikit-learn. Inputs and outputs are NumPy arrays; the device is an internal
+matter (the data cross to it once in ``fit`` and once per ``predict``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlp_backend.backend import Backend, get_backend
+from mlp_backend.data import Encoding, Standardizer, encode_labels, stratified_split
+from mlp_backend.errors import UsageError
+from mlp_backend.losses import TASK_LOSS
+from mlp_backend.model import Shape, Stack
+from mlp_backend.persist import SavedModel
+from mlp_backend.train import Callback, Member, MemberResult, TrainConfig, Trainer, to_device
+
+
+class _MLP:
+    """What the classifier and the regressor share."""
+
+    _task_kind = ""
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64, 32),
+        activation: str = "relu",
+        optimizer: str = "adam",
+        lr: float = 0.003,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int = 256,
+        epochs: int = 60,
+        patience: int = 10,
+        monitor: str = "val_loss",
+        schedule: str = "none",
+        validation_fraction: float = 0.15,
+        standardize: bool = True,
+        seed: int = 0,
+        backend: str | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.monitor = monitor
+        self.schedule = schedule
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
+        self.seed = seed
+        self.backend = backend
+        self.dtype = dtype
+
+    # The scikit-learn estimator contract.
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p for p in signature.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> _MLP:
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters: {', '.join(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __sklearn_tags__(self) -> Any:
+        # Only scikit-learn calls this, so scikit-learn is already imported.
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        classifier = self._task_kind == "classifier"
+        return Tags(
+            estimator_type=self._task_kind,
+            target_tags=TargetTags(required=True),
+            input_tags=InputTags(),
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+        )
+
+    # Training.
+
+    def train_config(self) -> TrainConfig:
+        """The shared training settings these parameters describe."""
+        return TrainConfig(
+            activation=self.activation,
+            optimizer=self.optimizer,
+            batch_size=int(self.batch_size),
+            epochs=int(self.epochs),
+            schedule=self.schedule,
+            patience=int(self.patience),
+            monitor=self.monitor,
+        )
+
+    def member(self) -> Member:
+        return Member(
+            hidden=tuple(int(h) for h in self.hidden),
+            lr=float(self.lr),
+            momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay),
+            seed=int(self.seed),
+        )
+
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        callbacks: Sequence[Callback],
+        should_stop: Callable[[], bool] | None,
+        feature_names: Sequence[str] | None,
+    ) -> _MLP:
+        X = _features(X)
+        self.n_features_in_ = X.shape[1]
+        names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
+        self.feature_names_ = names
+        target, task, n_classes = self._encode(y, fit=True)
+        if eval_set is None:
+            if not 0.0 < self.validation_fraction < 1.0:
+                raise UsageError(
+                    "validation_fraction: must be in (0, 1), "
+                    f"got {self.validation_fraction}"
+                )
+            half = self.validation_fraction / 2.0
+            split = stratified_split(target, (1.0 - 2.0 * half, half, half), self.seed)
+            val_rows = np.sort(np.concatenate([split.val, split.test]))
+            X_val, y_val = X[val_rows], target[val_rows]
+            X, target = X[split.train], target[split.train]
+        else:
+            X_val = _features(eval_set[0])
+            y_val, _, _ = self._encode(eval_set[1], fit=False)
+
+        self.standardizer_ = (
+            Standardizer.fit(X, names) if self.standardize else _identity(X.shape[1])
+        )
+        self.backend_ = get_backend(self.backend, self.dtype)
+        data = to_device(
+            self.backend_,
+            task,
+            n_classes,
+            (self.standardizer_.transform(X), target),
+            (self.standardizer_.transform(X_val), y_val),
+        )
+        trainer = Trainer(
+            self.backend_,
+            self.train_config(),
+            [self.member()],
+            data,
+            callbacks,
+            should_stop or (lambda: False),
+        )
+        self.result_: MemberResult = trainer.run()[0]
+        self.task_ = task
+        self._set_params(self.result_.params)
+        return self
+
+    def _set_params(self, params: list[np.ndarray]) -> None:
+        self.params_ = params
+        n_outputs = params[-1].shape[0]
+        hidden = tuple(p.shape[1] for p in params[0:-2:2])
+        shape = Shape(self.n_features_in_, hidden, n_outputs, self.activation, TASK_LOSS[self.task_])
+        self._stack = Stack.from_host(self.backend_, shape, [params])
+
+    @property
+    def history_(self) -> list[dict[str, float]]:
+        return self.result_.history
+
+    def _output(self, X: np.ndarray) -> np.ndarray:
+        """The network's probabilities or values on host rows, ``(rows, outputs)``."""
+        if not hasattr(self, "params_"):
+            raise UsageError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        X = _features(X)
+        if X.shape[1] != self.n_features_in_:
+            raise UsageError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{self.n_features_in_}"
+            )
+        rows = self.backend_.asarray(self.standardizer_.transform(X)[None])
+        return self.backend_.to_host(self._stack.predict_output(rows)[0])
+
+    def to_saved(self, config: dict[str, Any]) -> SavedModel:
+        """The fitted network in the form ``model.npz`` stores."""
+        return SavedModel(list(self.params_), self.standardizer_, self._classes(), config)
+
+    def _classes(self) -> list[str]:
+        return []
+
+    def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_saved(cls, saved: SavedModel, backend: Backend) -> _MLP:
+        """An estimator that predicts with a saved network."""
+        model = saved.config["model"]
+        training = saved.config.get("training", {})
+        est = cls(hidden=tuple(model["hidden"]), activation=model["activation"])
+        est.set_params(**{k: v for k, v in training.items() if k in cls._param_names()})
+        est.backend_ = backend
+        est.standardizer_ = saved.standardizer
+        est.n_features_in_ = int(saved.config["data"]["features"])
+        est.task_ = saved.config["task"]
+        if saved.classes:
+            est.encoding_ = Encoding(list(saved.classes))
+            est.classes_ = np.array(saved.classes)
+        est._set_params(saved.params)
+        return est
+
+
+class MLPClassifier(_MLP):
+    """A multilayer perceptron classifier (binary or multi-class).
+
+    For two classes the network has one logit and the binary cross-entropy
+    loss; for more, one logit per class and softmax cross-entropy. Label
+    strings are mapped to classes in sorted order, except that ``positive``
+    (for two classes) is put at index 1, the positive class.
+    """
+
+    _task_kind = "classifier"
+
+    def __init__(self, hidden: Sequence[int] = (64, 32), *, positive: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(hidden, **kwargs)
+        self.positive = positive
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [*_MLP._param_names(), "positive"]
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callbacks: Sequence[Callback] = (),
+        should_stop: Callable[[], bool] | None = None,
+        feature_names: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> MLPClassifier:
+        """Trains on ``X`` (rows, features) and labels ``y`` (rows,).
+
+        Args:
+            eval_set: Validation ``(X, y)``; without it ``validation_fraction``
+                of the rows (stratified) are held out for validation.
+            callbacks: Told of each epoch and of the end (see ``train``).
+            should_stop: Polled after each batch; True stops training.
+            feature_names: Column names, for messages.
+            classes: A fixed class order (index 1 positive for binary tasks).
+        """
+        self._fixed_classes = classes
+        return self._fit(X, y, eval_set, callbacks, should_stop, feature_names)
+
+    def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
+        labels = np.asarray(y).astype(str)
+        if fit:
+            index, self.encoding_ = encode_labels(
+                labels, positive=self.positive, classes=self._fixed_classes
+            )
+            self.classes_ = np.array(self.encoding_.classes)
+        else:
+            index, _ = encode_labels(labels, classes=self.encoding_.classes)
+        n = len(self.encoding_.classes)
+        return index, ("binary" if n == 2 else "multiclass"), n
+
+    def _classes(self) -> list[str]:
+        return list(self.encoding_.classes)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, ``(rows, classes)``, columns in ``classes_`` order."""
+        out = self._output(X)
+        if self.task_ == "binary":
+            return np.concatenate([1.0 - out, out], axis=1)
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels, ``(rows,)``, as the label strings of ``classes_``."""
+        proba = self.predict_proba(X)
+        if self.task_ == "binary":
+            index = (proba[:, 1] > 0.5).astype(np.int64)
+        else:
+            index = np.argmax(proba, axis=1)
+        return self.classes_[index]
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy on ``(X, y)``."""
+        return float(np.mean(self.predict(X) == np.asarray(y).astype(str)))
+
+
+class MLPRegressor(_MLP):
+    """A multilayer perceptron for one real-valued target (mean squared error)."""
+
+    _task_kind = "regressor"
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        callbacks: Sequence[Callback] = (),
+        should_stop: Callable[[], bool] | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> MLPRegressor:
+        """Trains on ``X`` (rows, features) and targets ``y`` (rows,)."""
+        return self._fit(X, y, eval_set, callbacks, should_stop, feature_names)
+
+    def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
+        return np.asarray(y, dtype=np.float64).reshape(-1), "regression", 0
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted values, ``(rows,)``."""
+        return self._output(X)[:, 0]
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The coefficient of determination R^2 on ``(X, y)``."""
+        y = np.asarray(y, dtype=np.float64)
+        residual = np.sum((y - self.predict(X)) ** 2)
+        total = np.sum((y - y.mean()) ** 2)
+        return float(1.0 - residual / total) if total > 0 else 0.0
+
+
+def _features(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise UsageError(f"X must be two-dimensional (rows, features); got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise UsageError("X holds NaN or infinite values")
+    return X
+
+
+def _identity(n: int) -> Standardizer:
+    return Standardizer(np.zeros(n), np.ones(n))

@@ -1,0 +1,300 @@
+"""A training job on disk: data in, run folder out.
+
+The pieces shared by ``mlp-backend train``, ``evaluate`` and the sweep's
+trials: loading and splitting a data set, recording epochs into run folders,
+scoring the result on the test part and writing the model and summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_backend import __version__, metrics
+from mlp_backend.backend import Backend
+from mlp_backend.data import (
+    MAGIC_CLASSES,
+    Standardizer,
+    check_features,
+    encode_labels,
+    load_magic,
+    load_table,
+    locate_magic,
+    stratified_split,
+)
+from mlp_backend.persist import SavedModel, save_model
+from mlp_backend.runs import RunFolder
+from mlp_backend.train import MemberResult
+
+logger = logging.getLogger(__name__)
+
+MAGIC_NAME = "magic04.data"
+
+
+@dataclass
+class Dataset:
+    """A data set split into train, validation and test parts, standardised.
+
+    Attributes:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        parts: ``{"train" | "val" | "test": (X, y)}`` with standardised ``X``
+            (rows, features) and ``y`` class indices (or targets) (rows,).
+        classes: Label strings in class-index order (empty for regression).
+        standardizer: Fitted on the training rows.
+        info: What ``config.json`` records about the data.
+    """
+
+    task: str
+    parts: dict[str, tuple[np.ndarray, np.ndarray]]
+    classes: list[str]
+    standardizer: Standardizer
+    feature_names: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def read_table(
+    path: Path, *, task: str, label: str | int, classes: Sequence[str] | None = None
+):
+    """Reads MAGIC by its layout, anything else as a general table."""
+    if path.name == MAGIC_NAME:
+        return load_magic(path)
+    kind = "regression" if task == "regression" else "classification"
+    return load_table(path, label=label, task=kind, allowed_labels=classes)
+
+
+def load_dataset(
+    data: str | None,
+    *,
+    test_data: str | None = None,
+    task: str = "classification",
+    label: str | int = -1,
+    positive: str | None = None,
+    split: Sequence[float] = (0.7, 0.15, 0.15),
+    split_seed: int = 0,
+) -> Dataset:
+    """Finds, reads, encodes, splits and standardises a data set.
+
+    Without ``data`` the MAGIC file is located by the project's rules
+    (``--data``, ``$MLP_BACKEND_DATA``, ``data/magic04.data``, download).
+    For MAGIC, ``g`` (gamma) is the positive class. With ``test_data`` the
+    test part is that file and the rest is split into train and validation.
+    """
+    path = locate_magic(data) if data is None or Path(data).name == MAGIC_NAME else Path(data)
+    table = read_table(path, task=task, label=label)
+    fixed = list(MAGIC_CLASSES) if path.name == MAGIC_NAME else None
+    if task == "regression":
+        y = table.labels.astype(np.float64)
+        classes: list[str] = []
+        kind = "regression"
+    else:
+        y, encoding = encode_labels(table.labels, positive=positive, classes=fixed)
+        classes = list(encoding.classes)
+        kind = "binary" if len(classes) == 2 else "multiclass"
+    X = table.X
+
+    if test_data is None:
+        rows = stratified_split(y, tuple(split), split_seed)
+        raw = {"train": rows.train, "val": rows.val, "test": rows.test}
+        parts = {k: (X[r], y[r]) for k, r in raw.items()}
+    else:
+        test_table = read_table(Path(test_data), task=task, label=label, classes=classes or None)
+        check_features(test_table, table.feature_names, named=False)
+        train_share = split[0] / (split[0] + split[1])
+        rest = 1.0 - train_share
+        rows = stratified_split(y, (train_share, rest / 2, rest / 2), split_seed)
+        val_rows = np.sort(np.concatenate([rows.val, rows.test]))
+        if task == "regression":
+            y_test = test_table.labels.astype(np.float64)
+        else:
+            y_test, _ = encode_labels(test_table.labels, classes=classes)
+        parts = {
+            "train": (X[rows.train], y[rows.train]),
+            "val": (X[val_rows], y[val_rows]),
+            "test": (test_table.X, y_test),
+        }
+
+    standardizer = Standardizer.fit(parts["train"][0], table.feature_names)
+    parts = {k: (standardizer.transform(Xp), yp) for k, (Xp, yp) in parts.items()}
+    info = {
+        "path": str(path),
+        "test_path": test_data,
+        "rows": int(X.shape[0]),
+        "features": int(X.shape[1]),
+        "feature_names": list(table.feature_names),
+        "classes": classes,
+        "positive": classes[1] if kind == "binary" else None,
+        "split": [float(s) for s in split],
+        "split_seed": split_seed,
+        "sizes": {k: int(v[0].shape[0]) for k, v in parts.items()},
+    }
+    return Dataset(kind, parts, classes, standardizer, list(table.feature_names), info)
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded with every run."""
+    return {
+        "mlp_backend": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def run_config(
+    name: str,
+    dataset: Dataset,
+    backend: Backend,
+    model: dict[str, Any],
+    training: dict[str, Any],
+    sweep: str | None = None,
+    trial: int | None = None,
+) -> dict[str, Any]:
+    """Everything ``config.json`` holds to repeat a run."""
+    return {
+        "name": name,
+        "created": time.time(),
+        "task": dataset.task,
+        "data": dataset.info,
+        "model": model,
+        "training": training,
+        "backend": backend.describe(),
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "sweep": sweep,
+        "trial": trial,
+    }
+
+
+class Recorder:
+    """A training callback that writes each member's epochs to its run folder.
+
+    Args:
+        folders: Run folder of each member index.
+        epochs: The planned number of epochs, for status.json.
+        backend: Reports the device memory in the status.
+    """
+
+    def __init__(self, folders: dict[int, RunFolder], epochs: int, backend: Backend) -> None:
+        self.folders = folders
+        self.epochs = epochs
+        self.backend = backend
+
+    def on_epoch(self, member: int, record: dict[str, Any]) -> None:
+        folder = self.folders[member]
+        folder.append_metrics(record)
+        device = {"name": self.backend.device_name, **self.backend.memory()}
+        folder.set_status("running", epoch=record["epoch"], epochs=self.epochs, device=device)
+
+    def on_member_end(self, member: int, result: MemberResult) -> None:
+        if result.reason:
+            level = "warning" if result.state == "diverged" else "info"
+            self.folders[member].event(result.reason, level)
+
+
+def evaluate(
+    backend: Backend, task: str, y: np.ndarray, output: np.ndarray
+) -> dict[str, Any]:
+    """All test metrics of one model's output on host rows, as plain values.
+
+    Args:
+        y: Class indices (or targets) ``(rows,)``.
+        output: Probabilities ``(rows, classes)`` (classification) or values
+            ``(rows,)`` (regression).
+    """
+    if task == "regression":
+        return metrics.regression_report(
+            backend, backend.asarray(y), backend.asarray(np.asarray(output).reshape(-1))
+        )
+    y_dev = backend.asarray(y, dtype=backend.xp.int64)
+    if task == "binary":
+        return metrics.binary_report(backend, y_dev, backend.asarray(output[:, 1]))
+    return metrics.multiclass_report(backend, y_dev, backend.asarray(output))
+
+
+def finish_run(
+    folder: RunFolder,
+    result: MemberResult,
+    saved: SavedModel,
+    test: dict[str, Any],
+    seconds: float,
+    monitor: str,
+) -> dict[str, Any]:
+    """Writes model.npz, summary.json and the final status of one run."""
+    save_model(folder.path / "model.npz", saved)
+    best = result.history[result.best_epoch - 1] if result.best_epoch else {}
+    val = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
+    summary = {
+        "state": result.state,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "seconds": seconds,
+        "monitor": monitor,
+        "best_value": result.best_value,
+        "val": val,
+        "test": test,
+        "reason": result.reason,
+        "step": result.step,
+    }
+    folder.write_summary(summary)
+    folder.set_status(
+        result.state, epoch=result.epochs_run, reason=result.reason, step=result.step
+    )
+    return summary
+
+
+class StopFlag:
+    """Ctrl-C, SIGTERM or a ``stop.request`` file asks training to stop.
+
+    Polled after every batch, so the check is a Python attribute read; the
+    stop files are looked at no more than twice a second.
+    """
+
+    def __init__(self, folders: Sequence[RunFolder] = ()) -> None:
+        self.folders = list(folders)
+        self.signalled: int | None = None
+        self._next_look = 0.0
+
+    def __call__(self) -> bool:
+        if self.signalled is not None:
+            return True
+        now = time.monotonic()
+        if self.folders and now >= self._next_look:
+            self._next_look = now + 0.5
+            return any(f.stop_requested for f in self.folders)
+        return False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signalled = signum
+
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        """Catches SIGINT and SIGTERM while the block runs (main thread only)."""
+        if os.name == "nt" or not _main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,44 @@
+"""``--monitor``: run a job in a child process and follow it in the monitor.
+
+The job runs as its own process (and process session), so the monitor's
+terminal handling cannot disturb it and it can outlive the monitor.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+
+def train_with_monitor(argv: list[str], runs_dir: Path) -> int:
+    """Starts ``mlp-backend`` with ``argv`` minus ``--monitor``, then the monitor.
+
+    Returns the exit code to leave with: the job's, if it ended while the
+    monitor was open; 0 when the job was left running.
+    """
+    args = [a for a in argv if a != "--monitor"]
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    log = open(runs_dir / ".job.log", "ab")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "mlp_backend", "-q", *args],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    from tui import run_monitor
+
+    run_monitor(runs_dir)
+    code = job.poll()
+    if code is not None:
+        return code
+    if click.confirm("The job is still running. Leave it running?", default=True):
+        click.echo(f"job {job.pid} goes on; its output is in {runs_dir / '.job.log'}")
+        return 0
+    # SIGINT lets the job finish its batch, save and mark itself stopped.
+    job.send_signal(signal.SIGINT)
+    return job.wait()

@@ -1,0 +1,107 @@
+"""Output layers and their losses, each value beside its gradient.
+
+Every loss here is computed from the output pre-activation ``z`` (the logits)
+rather than from probabilities, which is what keeps it finite: log(0) never
+happens. Shapes: ``z`` and the targets ``y`` are ``(m, batch, k)`` with a
+leading member axis ``m``; each loss returns the per-member mean over the
+batch, shape ``(m,)``, and ``delta`` = dL/dz of that mean, shape like ``z``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from mlp_backend.activations import sigmoid
+from mlp_backend.errors import UsageError
+
+Array = Any
+
+
+def log_sigmoid(xp: ModuleType, z: Array) -> Array:
+    """log(sigmoid(z)) = -log(1 + exp(-z)), stable for any finite ``z``."""
+    return xp.minimum(z, 0.0) - xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def binary_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+    """Mean binary cross-entropy of one logit per row against 0/1 targets.
+
+    L = -[y log s(z) + (1 - y) log(1 - s(z))]
+      = max(z, 0) - z y + log(1 + exp(-|z|))     (the log-sum-exp form)
+    dL/dz = s(z) - y.
+    """
+    batch = z.shape[1]
+    per_row = xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    loss = xp.sum(per_row, axis=(1, 2)) / batch
+    delta = (sigmoid(xp, z) - y) / batch
+    return loss, delta
+
+
+def log_softmax(xp: ModuleType, z: Array) -> Array:
+    """log softmax over the last axis; shifting by the max keeps exp <= 1."""
+    shifted = z - xp.max(z, axis=-1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def softmax(xp: ModuleType, z: Array) -> Array:
+    return xp.exp(log_softmax(xp, z))
+
+
+def softmax_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+    """Mean categorical cross-entropy of ``k`` logits against one-hot targets.
+
+    L = -sum_k y_k log softmax(z)_k;  dL/dz = softmax(z) - y.
+    """
+    batch = z.shape[1]
+    log_p = log_softmax(xp, z)
+    loss = -xp.sum(y * log_p, axis=(1, 2)) / batch
+    delta = (xp.exp(log_p) - y) / batch
+    return loss, delta
+
+
+def mean_squared_error(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+    """Mean over rows and outputs of (z - y)^2;  dL/dz = 2 (z - y) / (batch k)."""
+    count = z.shape[1] * z.shape[2]
+    diff = z - y
+    loss = xp.sum(diff * diff, axis=(1, 2)) / count
+    delta = (2.0 / count) * diff
+    return loss, delta
+
+
+def identity(xp: ModuleType, z: Array) -> Array:
+    return z
+
+
+@dataclass(frozen=True)
+class Loss:
+    """An output layer: its loss with gradient, and its output function."""
+
+    name: str
+    value_and_delta: Callable[[ModuleType, Array, Array], tuple[Array, Array]]
+    output: Callable[[ModuleType, Array], Array]
+
+
+LOSSES: dict[str, Loss] = {
+    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, sigmoid),
+    "softmax_cross_entropy": Loss(
+        "softmax_cross_entropy", softmax_cross_entropy, softmax
+    ),
+    "mean_squared_error": Loss("mean_squared_error", mean_squared_error, identity),
+}
+
+TASK_LOSS = {
+    "binary": "binary_cross_entropy",
+    "multiclass": "softmax_cross_entropy",
+    "regression": "mean_squared_error",
+}
+
+
+def get_loss(name: str) -> Loss:
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}"
+        ) from None

@@ -1,0 +1,232 @@
+"""The run folder on disk: writing it atomically or append-only.
+
+The format is documented in ``docs/run-format.md``. This module imports
+neither NumPy nor the math, so that readers on a machine without either can
+use it. JSON files are replaced atomically (write a temporary file in the same
+folder, fsync, rename); ``.jsonl`` files only grow by whole lines. JSON has no
+NaN or Infinity: such values are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from mlp_backend.errors import RunError, UsageError
+
+FORMAT = 1
+STATES = (
+    "queued", "running", "finished", "diverged", "stopped", "interrupted", "failed", "pruned"
+)
+STOP_REQUEST = "stop.request"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe copy: plain Python numbers, non-finite floats as None.
+
+    NumPy scalars and 0-d arrays are turned into Python numbers through their
+    ``item``/``tolist`` methods, so no NumPy type reaches a JSON file.
+    """
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "tolist"):
+        return plain(value.tolist())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot write {type(value).__name__} to a run file")
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps({"format": FORMAT, **plain(obj)}, allow_nan=False)
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Replaces ``path`` atomically with ``obj`` as JSON (plus the format number)."""
+    replace_bytes(path, (dumps(obj) + "\n").encode())
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a temporary sibling, flushes it to disk, renames it over."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
+    """Appends one whole line; a single write keeps a reader from seeing half of it."""
+    line = (dumps(obj) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Reads a run file, with an error naming it if it is missing or malformed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: cannot be read as JSON ({exc})") from None
+
+
+def check_name(name: str, option: str = "--name") -> str:
+    """Accepts a run or sweep folder name that cannot escape the runs root.
+
+    Raises:
+        UsageError: The name has separators, ``..``, a leading dot or other
+            characters than letters, digits, ``.``, ``_`` and ``-``.
+    """
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise UsageError(
+            f"{option}: {name!r} is not a valid folder name; use letters, digits, "
+            "'.', '_' and '-' (starting with a letter or digit, no '..', no '/')"
+        )
+    return name
+
+
+def new_name(prefix: str = "") -> str:
+    """A fresh unique name: time of day plus a random suffix."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}{stamp}-{secrets.token_hex(2)}"
+
+
+def create_folder(root: Path, name: str | None, prefix: str = "") -> Path:
+    """Creates ``root/name`` (or a fresh name); never reuses an existing folder.
+
+    Raises:
+        RunError: ``name`` was given and that folder exists already.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        folder = root / check_name(name)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            raise RunError(
+                f"{folder} exists already; choose another --name or remove it"
+            ) from None
+        return folder
+    while True:
+        folder = root / new_name(prefix)
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+class RunFolder:
+    """Writes one run's files as training goes.
+
+    Args:
+        path: The run folder (existing, empty or being resumed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+        self.status: dict[str, Any] = {}
+
+    @property
+    def stop_requested(self) -> bool:
+        return (self.path / STOP_REQUEST).exists()
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / "config.json", config)
+
+    def set_status(self, state: str, **fields: Any) -> None:
+        """Replaces status.json, keeping the fields not given."""
+        assert state in STATES, f"unknown state {state!r}"
+        self.status.update(fields)
+        self.status.update(
+            state=state,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=self.started,
+            updated=time.time(),
+        )
+        write_json(self.path / "status.json", self.status)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path / "metrics.jsonl", {**record, "time": time.time()})
+
+    def event(self, message: str, level: str = "info") -> None:
+        append_jsonl(
+            self.path / "events.jsonl",
+            {"time": time.time(), "level": level, "message": message},
+        )
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.path / "summary.json", summary)
+
+
+class FolderLock:
+    """An exclusive lock file that keeps two processes out of one sweep folder.
+
+    The file holds the owner's host and pid. A lock left by a process that no
+    longer exists on this host is taken over, so ``kill -9`` does not block a
+    later ``--resume``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> FolderLock:
+        mine = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    owner = self.path.read_text(errors="replace").strip()
+                    raise RunError(
+                        f"{self.path.parent} is in use by another sweep ({owner}); "
+                        f"wait for it, or remove {self.path} if that process is gone"
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            os.write(fd, mine.encode())
+            os.close(fd)
+            return self
+        raise RunError(f"cannot take the lock {self.path}")
+
+    def _stale(self) -> bool:
+        try:
+            host, pid = self.path.read_text().split()
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,311 @@
+"""What a sweep tries: trials from comma lists, a preset or a spec file.
+
+A trial is a plain dict of the per-run training keys in :data:`KEYS`; every
+value is checked here, before any folder exists, and an error names the key
+(``--lr`` for an option, ``lr`` for a spec-file key) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_backend.activations import ACTIVATIONS
+from mlp_backend.errors import UsageError
+from mlp_backend.optim import OPTIMIZERS, SCHEDULES
+from mlp_backend.train import MONITORS, Member, TrainConfig, check_member
+
+Trial = dict[str, Any]
+
+#: Keys a trial may vary, with the defaults of ``mlp-backend train``.
+DEFAULTS: dict[str, Any] = {
+    "hidden": (64, 32),
+    "activation": "relu",
+    "optimizer": "adam",
+    "lr": 0.003,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "batch_size": 256,
+    "epochs": 60,
+    "schedule": "none",
+    "patience": 10,
+    "metric": "val_loss",
+    "seed": 0,
+}
+KEYS = tuple(DEFAULTS)
+#: Keys that random search draws log-uniformly from a ``[low, high]`` range.
+LOG_UNIFORM = ("lr", "weight_decay")
+#: Keys of a spec file that are not trial keys.
+SPEC_KEYS = ("search", "trials", "seed", "repeats")
+
+PRESETS: dict[str, dict[str, list[Any]]] = {
+    # The reference experiment: one tanh layer, sigmoid output with binary
+    # cross-entropy (the default for a binary task), plain SGD, batch size 1.
+    "reference": {
+        "hidden": [(5,), (25,), (50,), (100,)],
+        "lr": [1.0, 0.1, 0.01, 0.001],
+        "activation": ["tanh"],
+        "optimizer": ["sgd"],
+        "batch_size": [1],
+        "epochs": [20],
+        "patience": [0],
+    },
+}
+
+
+def option_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def parse_hidden(text: str, where: str) -> tuple[int, ...]:
+    """``"64x32"`` -> ``(64, 32)``: layers of one network are joined by ``x``."""
+    try:
+        widths = tuple(int(w) for w in str(text).split("x"))
+    except ValueError:
+        raise UsageError(
+            f"{where}: expected widths like 64 or 64x32 (layers joined by 'x'), "
+            f"got {text!r}"
+        ) from None
+    if not widths or any(w < 1 for w in widths):
+        raise UsageError(f"{where}: widths must be positive integers, got {text!r}")
+    return widths
+
+
+def _number(kind: type) -> Callable[[Any, str], Any]:
+    def parse(value: Any, where: str) -> Any:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+        if kind is float and not math.isfinite(number):
+            raise UsageError(f"{where}: expected a finite number, got {value!r}")
+        return number
+
+    return parse
+
+
+def _choice(allowed: Sequence[str]) -> Callable[[Any, str], str]:
+    def parse(value: Any, where: str) -> str:
+        if value not in allowed:
+            raise UsageError(
+                f"{where}: expected one of {', '.join(allowed)}, got {value!r}"
+            )
+        return str(value)
+
+    return parse
+
+
+def _hidden(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return parse_hidden("x".join(str(v) for v in value), where)
+    return parse_hidden(str(value), where)
+
+
+PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "hidden": _hidden,
+    "activation": _choice(tuple(ACTIVATIONS)),
+    "optimizer": _choice(OPTIMIZERS),
+    "lr": _number(float),
+    "momentum": _number(float),
+    "weight_decay": _number(float),
+    "batch_size": _number(int),
+    "epochs": _number(int),
+    "schedule": _choice(SCHEDULES),
+    "patience": _number(int),
+    "metric": _choice(tuple(MONITORS)),
+    "seed": _number(int),
+}
+
+
+def check_trial(trial: Trial, where: Callable[[str], str] = option_name) -> None:
+    """Rejects a trial that cannot train, naming the key (as ``where`` spells it)."""
+    for key in KEYS:
+        PARSERS[key](trial[key], where(key))
+    try:
+        train_config(trial).check()
+        check_member(member(trial))
+    except UsageError as exc:
+        # The shared checks name the train option; a spec file names its key.
+        message = str(exc)
+        for key in KEYS:
+            message = message.replace(option_name(key) + ":", where(key) + ":")
+        raise UsageError(message) from None
+
+
+def train_config(trial: Trial) -> TrainConfig:
+    """What a trial shares with the other members of its fused stack."""
+    return TrainConfig(
+        activation=trial["activation"],
+        optimizer=trial["optimizer"],
+        batch_size=int(trial["batch_size"]),
+        epochs=int(trial["epochs"]),
+        schedule=trial["schedule"],
+        patience=int(trial["patience"]),
+        monitor=trial["metric"],
+    )
+
+
+def member(trial: Trial) -> Member:
+    """What a trial may differ in from the other members of its stack."""
+    return Member(
+        hidden=tuple(int(h) for h in trial["hidden"]),
+        lr=float(trial["lr"]),
+        momentum=float(trial["momentum"]),
+        weight_decay=float(trial["weight_decay"]),
+        seed=int(trial["seed"]),
+    )
+
+
+def grid(values: Mapping[str, Sequence[Any]], repeats: int = 1) -> list[Trial]:
+    """The product of the listed values; each point ``repeats`` times with seeds
+    ``seed, seed + 1, ...``.
+
+    Args:
+        values: Per key, the values to try (keys left out take the defaults).
+        repeats: Seeds per configuration.
+    """
+    if repeats < 1:
+        raise UsageError(f"--repeats: must be at least 1, got {repeats}")
+    keys = list(KEYS)
+    lists = [list(values.get(k, [DEFAULTS[k]])) for k in keys]
+    trials = []
+    for point in itertools.product(*lists):
+        base = dict(zip(keys, point))
+        for r in range(repeats):
+            trials.append({**base, "seed": int(base["seed"]) + r})
+    return trials
+
+
+def from_options(lists: Mapping[str, str | None], repeats: int) -> list[Trial]:
+    """Trials from comma-list options (``{"lr": "0.1,0.01", ...}``); None = default."""
+    values: dict[str, list[Any]] = {}
+    for key, text in lists.items():
+        if text is None:
+            continue
+        assert key in PARSERS, f"not a trial key: {key}"
+        items = [t.strip() for t in str(text).split(",") if t.strip()]
+        if not items:
+            raise UsageError(f"{option_name(key)}: expected a comma list, got {text!r}")
+        values[key] = [PARSERS[key](t, option_name(key)) for t in items]
+    trials = grid(values, repeats)
+    for trial in trials:
+        check_trial(trial)
+    return trials
+
+
+def from_preset(name: str, overrides: Mapping[str, str | None], repeats: int) -> list[Trial]:
+    """A named preset; options given on the command line replace its lists."""
+    if name not in PRESETS:
+        raise UsageError(f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    values: dict[str, list[Any]] = dict(PRESETS[name])
+    for key, text in overrides.items():
+        if text is not None:
+            values[key] = [
+                PARSERS[key](t.strip(), option_name(key)) for t in str(text).split(",")
+            ]
+    trials = grid(values, repeats)
+    for trial in trials:
+        check_trial(trial)
+    return trials
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Reads a spec file with tomllib (tomli before Python 3.11)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"--spec: {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--spec: {path} is not valid TOML ({exc})") from None
+
+
+def from_spec(
+    spec: Mapping[str, Any], source: str, n_trials: int | None = None
+) -> list[Trial]:
+    """Trials from a spec file's table.
+
+    The file has ``search = "grid"`` (default) or ``"random"``; each trial key
+    is a value or a list. For random search a two-number list of ``lr`` or
+    ``weight_decay`` is a log-uniform range, every other list a set of
+    choices; ``trials`` (or ``--trials``) draws that many, seeded by ``seed``.
+
+    Args:
+        spec: The parsed TOML table.
+        source: The file, to name in errors.
+        n_trials: ``--trials``; overrides the file's ``trials``.
+    """
+    def where(key: str) -> str:
+        return f"{source}: {key}"
+
+    unknown = sorted(set(spec) - set(KEYS) - set(SPEC_KEYS))
+    if unknown:
+        raise UsageError(
+            f"{where(unknown[0])}: unknown key; expected {', '.join(KEYS + SPEC_KEYS)}"
+        )
+    search = spec.get("search", "grid")
+    if search not in ("grid", "random"):
+        raise UsageError(f"{where('search')}: expected 'grid' or 'random', got {search!r}")
+    repeats = _number(int)(spec.get("repeats", 1), where("repeats"))
+    seed = _number(int)(spec.get("seed", 0), where("seed"))
+    # A list is a set of choices; for hidden each choice is 64, "64x32" or [64, 32].
+    raw = {k: v if isinstance(v, list) else [v] for k, v in spec.items() if k in KEYS}
+    if search == "grid":
+        values = {k: [PARSERS[k](v, where(k)) for v in vs] for k, vs in raw.items()}
+        if any(not vs for vs in values.values()):
+            empty = next(k for k, vs in values.items() if not vs)
+            raise UsageError(f"{where(empty)}: the list is empty")
+        trials = grid(values, repeats)
+    else:
+        count = n_trials if n_trials is not None else spec.get("trials")
+        count = _number(int)(count, where("trials")) if count is not None else None
+        if count is None or count < 1:
+            raise UsageError(f"{where('trials')}: random search needs trials >= 1 "
+                             "(in the file or --trials)")
+        trials = _random(raw, count, seed, repeats, where)
+    for trial in trials:
+        check_trial(trial, where)
+    return trials
+
+
+def _random(
+    raw: Mapping[str, list[Any]],
+    count: int,
+    seed: int,
+    repeats: int,
+    where: Callable[[str], str],
+) -> list[Trial]:
+    rng = np.random.default_rng(seed)
+    for key in LOG_UNIFORM:
+        if key in raw and len(raw[key]) == 2:
+            low, high = (PARSERS[key](v, where(key)) for v in raw[key])
+            if not 0 < low < high:
+                raise UsageError(
+                    f"{where(key)}: a log-uniform range needs 0 < low < high, "
+                    f"got [{low}, {high}]"
+                )
+    trials = []
+    for _ in range(count):
+        point: dict[str, list[Any]] = {}
+        for key, options in raw.items():
+            if key in LOG_UNIFORM and len(options) == 2:
+                low, high = (float(v) for v in options)
+                value = float(math.exp(rng.uniform(math.log(low), math.log(high))))
+            else:
+                if not options:
+                    raise UsageError(f"{where(key)}: the list is empty")
+                value = PARSERS[key](options[int(rng.integers(len(options)))], where(key))
+            point[key] = [value]
+        trials += grid(point, repeats)
+    return trials

@@ -1,0 +1,437 @@
+"""The training loop: mini-batch epochs over a stack of members.
+
+One loop serves a single run (a stack of one) and a fused sweep group. Each
+member keeps its own seed streams, so a member trained in a stack sees the
+same initial weights and the same batch order as when trained alone.
+
+Per epoch there is one host-to-device copy (the members' batch orders) and
+one device-to-host copy of the epoch's figures; inside the batch loop nothing
+crosses and nothing waits for the device. Divergence is therefore detected
+once per epoch: a member whose loss or weights stopped being finite is put
+back to its weights at the start of that epoch (its last finite ones), and the
+first bad step is found from the per-step losses recorded on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlp_backend import metrics
+from mlp_backend.backend import Backend
+from mlp_backend.errors import UsageError
+from mlp_backend.model import Shape, Stack, take_members
+from mlp_backend.optim import Optimizer, schedule_factor
+
+logger = logging.getLogger(__name__)
+
+Array = Any
+
+MONITORS = {
+    "val_loss": "min",
+    "val_accuracy": "max",
+    "val_f1": "max",
+    "val_roc_auc": "max",
+    "val_mse": "min",
+    "val_r2": "max",
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """What may differ between the members of one stack."""
+
+    hidden: tuple[int, ...]
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every member of one stack shares."""
+
+    activation: str = "relu"
+    optimizer: str = "adam"
+    batch_size: int = 256
+    epochs: int = 60
+    schedule: str = "none"
+    step_size: int = 10
+    gamma: float = 0.5
+    patience: int = 10
+    monitor: str = "val_loss"
+
+    def check(self) -> None:
+        """Rejects values that cannot train, naming the option.
+
+        Raises:
+            UsageError: The first invalid value found.
+        """
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size: must be at least 1, got {self.batch_size}")
+        if self.epochs < 1:
+            raise UsageError(f"--epochs: must be at least 1, got {self.epochs}")
+        if self.patience < 0:
+            raise UsageError(f"--patience: must be 0 (off) or more, got {self.patience}")
+        if self.step_size < 1:
+            raise UsageError(f"--step-size: must be at least 1, got {self.step_size}")
+        if self.monitor not in MONITORS:
+            raise UsageError(
+                f"--monitor: expected one of {', '.join(MONITORS)}, got {self.monitor!r}"
+            )
+
+
+def check_member(member: Member) -> None:
+    """Rejects member hyperparameters that cannot train, naming the option."""
+    if not member.hidden or any(w < 1 for w in member.hidden):
+        raise UsageError(f"--hidden: widths must be positive integers, got {member.hidden}")
+    if not math.isfinite(member.lr) or member.lr <= 0:
+        raise UsageError(f"--lr: must be a positive number, got {member.lr}")
+    if not 0.0 <= member.momentum < 1.0:
+        raise UsageError(f"--momentum: must be in [0, 1), got {member.momentum}")
+    if not math.isfinite(member.weight_decay) or member.weight_decay < 0:
+        raise UsageError(f"--weight-decay: must be 0 or more, got {member.weight_decay}")
+
+
+def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent host generators for a member's initial weights and batch order."""
+    init, shuffle = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init), np.random.default_rng(shuffle)
+
+
+@dataclass
+class DeviceData:
+    """Training and validation data on the device, copied there once.
+
+    Attributes:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        X_train: ``(n, features)``; T_train: targets ``(n, outputs)``.
+        X_val: ``(1, n_val, features)``; T_val: ``(1, n_val, outputs)``.
+        y_val: Validation class indices ``(n_val,)`` (targets for regression).
+    """
+
+    task: str
+    X_train: Array
+    T_train: Array
+    X_val: Array
+    T_val: Array
+    y_val: Array
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.T_train.shape[1])
+
+
+def targets(y: np.ndarray, task: str, n_classes: int) -> np.ndarray:
+    """Loss targets from class indices (or values): ``(n, outputs)`` floats."""
+    if task == "binary":
+        return y.astype(np.float64).reshape(-1, 1)
+    if task == "multiclass":
+        return np.eye(n_classes)[y]
+    return y.astype(np.float64).reshape(-1, 1)
+
+
+def to_device(
+    backend: Backend,
+    task: str,
+    n_classes: int,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+) -> DeviceData:
+    """Moves host ``(X, y)`` pairs to the device: the run's one data transfer."""
+    (X, y), (Xv, yv) = train, val
+    index_dtype = backend.xp.int64 if task != "regression" else None
+    return DeviceData(
+        task=task,
+        X_train=backend.asarray(X),
+        T_train=backend.asarray(targets(y, task, n_classes)),
+        X_val=backend.asarray(Xv[None]),
+        T_val=backend.asarray(targets(yv, task, n_classes)[None]),
+        y_val=backend.asarray(yv, dtype=index_dtype),
+    )
+
+
+def validation_metrics(
+    backend: Backend, task: str, y: Array, output: Array
+) -> dict[str, float]:
+    """The per-epoch validation figures of one member as Python floats.
+
+    Args:
+        y: Class indices (or targets, for regression) ``(n,)``.
+        output: The member's probabilities or values ``(n, outputs)``.
+    """
+    xp = backend.xp
+    if task == "binary":
+        p = output[:, 0]
+        pred = xp.astype(p > 0.5, xp.int64)
+        values = {
+            "val_accuracy": metrics.accuracy(y, pred),
+            "val_f1": metrics.f1(y, pred),
+            "val_roc_auc": metrics.roc_auc(y, p),
+        }
+    elif task == "multiclass":
+        pred = xp.argmax(output, axis=1)
+        values = {
+            "val_accuracy": metrics.accuracy(y, pred),
+            "val_f1": metrics.macro_f1(y, pred, int(output.shape[1])),
+        }
+    else:
+        values = {
+            "val_mse": metrics.mse(y, output[:, 0]),
+            "val_r2": metrics.r2(y, output[:, 0]),
+        }
+    return {k: backend.scalar(v) for k, v in values.items()}
+
+
+@dataclass
+class MemberResult:
+    """How one member ended and the weights it keeps (on the host)."""
+
+    state: str
+    epochs_run: int
+    best_epoch: int
+    best_value: float | None
+    params: list[np.ndarray]
+    reason: str | None = None
+    step: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Callback(Protocol):
+    def on_epoch(self, member: int, record: dict[str, Any]) -> None: ...
+
+    def on_member_end(self, member: int, result: MemberResult) -> None: ...
+
+
+Pruner = Callable[[int, dict[int, float]], Iterable[int]]
+
+
+@dataclass
+class _Tracker:
+    """Host-side early-stopping state of one member."""
+
+    sign: float
+    best: float = math.inf
+    best_epoch: int = 0
+    waited: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains members of one shape together on one data set.
+
+    Args:
+        backend: Where to train.
+        config: What the members share.
+        members: Per-member hyperparameters; hidden layer counts must agree.
+        data: From :func:`to_device`.
+        callbacks: Told of every epoch record and every member's end.
+        should_stop: Polled after every batch; True ends all members as
+            ``stopped`` after the batch in flight.
+        pruner: Called after each epoch with the monitored value of each
+            running member; returns the members to stop as ``pruned``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: TrainConfig,
+        members: Sequence[Member],
+        data: DeviceData,
+        callbacks: Sequence[Callback] = (),
+        should_stop: Callable[[], bool] = lambda: False,
+        pruner: Pruner | None = None,
+    ) -> None:
+        config.check()
+        for m in members:
+            check_member(m)
+        if len({len(m.hidden) for m in members}) != 1:
+            raise UsageError("members of one stack must have the same number of layers")
+        self.backend = backend
+        self.config = config
+        self.members = list(members)
+        self.data = data
+        self.callbacks = list(callbacks)
+        self.should_stop = should_stop
+        self.pruner = pruner
+        self.loss_name = {
+            "binary": "binary_cross_entropy",
+            "multiclass": "softmax_cross_entropy",
+            "regression": "mean_squared_error",
+        }[data.task]
+
+    def _shape(self) -> Shape:
+        widest = tuple(max(col) for col in zip(*(m.hidden for m in self.members)))
+        n_features = int(self.data.X_train.shape[1])
+        return Shape(n_features, widest, self.data.n_outputs, self.config.activation, self.loss_name)
+
+    def run(self) -> list[MemberResult]:
+        """Trains until every member has finished, stopped or diverged."""
+        xp = self.backend.xp
+        cfg = self.config
+        streams = [seed_streams(m.seed) for m in self.members]
+        stack = Stack.initialise(
+            self.backend, self._shape(), [m.hidden for m in self.members], [s[0] for s in streams]
+        )
+        optimizer = Optimizer(
+            self.backend,
+            cfg.optimizer,
+            [m.lr for m in self.members],
+            [m.momentum for m in self.members],
+            [m.weight_decay for m in self.members],
+        )
+        sign = 1.0 if MONITORS[cfg.monitor] == "min" else -1.0
+        trackers = [_Tracker(sign) for _ in self.members]
+        results: dict[int, MemberResult] = {}
+        active = list(range(len(self.members)))
+        best = list(stack.params)
+        n = int(self.data.X_train.shape[0])
+        starts = list(range(0, n, cfg.batch_size))
+        sizes = self.backend.asarray(
+            np.array([min(cfg.batch_size, n - s) for s in starts], dtype=np.float64)
+        )
+
+        for epoch in range(1, cfg.epochs + 1):
+            tick = time.perf_counter()
+            factor = schedule_factor(cfg.schedule, epoch - 1, cfg.epochs, cfg.step_size, cfg.gamma)
+            start_params = stack.params
+
+            # Each member's batch order, drawn on the host, sent in one copy.
+            order = np.stack([streams[j][1].permutation(n) for j in active])
+            index = self.backend.asarray(order.reshape(-1))
+            m = len(active)
+            X = xp.reshape(xp.take(self.data.X_train, index, axis=0), (m, n, -1))
+            T = xp.reshape(xp.take(self.data.T_train, index, axis=0), (m, n, -1))
+
+            step_losses = []
+            stopped = False
+            for s in starts:
+                loss, grads = stack.loss_and_grads(
+                    X[:, s : s + cfg.batch_size, :], T[:, s : s + cfg.batch_size, :]
+                )
+                stack.params = optimizer.step(stack.params, grads, factor)
+                step_losses.append(loss)
+                if self.should_stop():
+                    stopped = True
+                    break
+
+            # Epoch figures: one copy back to the host.
+            losses = xp.stack(step_losses)
+            done = len(step_losses)
+            weights = sizes[:done]
+            train_loss = xp.sum(losses * weights[:, None], axis=0) / xp.sum(weights)
+            finite = xp.isfinite(train_loss)
+            for p in stack.params:
+                finite = finite & xp.all(xp.isfinite(p), axis=(1, 2))
+            train_loss_host = self.backend.to_host(train_loss)
+            finite_host = self.backend.to_host(finite)
+            seconds = time.perf_counter() - tick
+
+            ended: dict[int, MemberResult] = {}
+            if not bool(np.all(finite_host)):
+                step_host = self.backend.to_host(losses)
+                for i in np.flatnonzero(~finite_host):
+                    j = active[i]
+                    bad = np.flatnonzero(~np.isfinite(step_host[:, i]))
+                    step = int(bad[0]) + 1 if bad.size else done
+                    params = Stack(self.backend, stack.shape, stack.widths, start_params)
+                    ended[i] = self._ended(
+                        j, "diverged", epoch, trackers[j], params.member_to_host(i),
+                        f"loss or weights stopped being finite at epoch {epoch}, step {step}",
+                        step,
+                    )
+
+            outputs_z, _ = stack.forward(self.data.X_val)
+            val_loss, _ = stack.loss.value_and_delta(xp, outputs_z, self.data.T_val)
+            val_loss_host = self.backend.to_host(val_loss)
+            outputs = stack.loss.output(xp, outputs_z)
+            improved = np.zeros(m, dtype=bool)
+            monitored: dict[int, float] = {}
+            for i, j in enumerate(active):
+                if i in ended:
+                    continue
+                record = {
+                    "epoch": epoch,
+                    "train_loss": float(train_loss_host[i]),
+                    "val_loss": float(val_loss_host[i]),
+                    **validation_metrics(self.backend, self.data.task, self.data.y_val, outputs[i]),
+                    "lr": float(self.members[j].lr) * factor,
+                    "seconds": seconds,
+                }
+                tracker = trackers[j]
+                tracker.history.append(record)
+                value = record[cfg.monitor]
+                monitored[j] = value
+                if math.isfinite(value) and sign * value < sign * tracker.best:
+                    tracker.best, tracker.best_epoch, tracker.waited = sign * value, epoch, 0
+                    improved[i] = True
+                else:
+                    tracker.waited += 1
+                for cb in self.callbacks:
+                    cb.on_epoch(j, record)
+
+            if bool(np.any(improved)):
+                mask = self.backend.asarray(improved)[:, None, None]
+                best = [xp.where(mask, p, b) for p, b in zip(stack.params, best)]
+
+            # Who stops now: stop request, patience, pruning, the last epoch.
+            pruned = set(self.pruner(epoch, monitored)) if self.pruner else set()
+            for i, j in enumerate(active):
+                if i in ended:
+                    continue
+                tracker = trackers[j]
+                if stopped:
+                    state, reason = "stopped", f"stop requested during epoch {epoch}"
+                elif j in pruned:
+                    state, reason = "pruned", f"pruned after epoch {epoch}"
+                elif cfg.patience and tracker.waited >= cfg.patience:
+                    state, reason = "finished", (
+                        f"early stop at epoch {epoch}: no better {cfg.monitor} "
+                        f"for {cfg.patience} epochs"
+                    )
+                elif epoch == cfg.epochs:
+                    state, reason = "finished", None
+                else:
+                    continue
+                source = best if tracker.best_epoch else stack.params
+                kept = Stack(self.backend, stack.shape, stack.widths, source)
+                ended[i] = self._ended(j, state, epoch, tracker, kept.member_to_host(i), reason)
+
+            for i, result in ended.items():
+                results[active[i]] = result
+            if ended:
+                keep = [i for i in range(m) if i not in ended]
+                if not keep:
+                    break
+                stack = stack.select(keep)
+                best = take_members(self.backend, best, keep)
+                optimizer.select(keep)
+                active = [active[i] for i in keep]
+        return [results[j] for j in range(len(self.members))]
+
+    def _ended(
+        self,
+        j: int,
+        state: str,
+        epoch: int,
+        tracker: _Tracker,
+        params: list[np.ndarray],
+        reason: str | None,
+        step: int | None = None,
+    ) -> MemberResult:
+        best_value = tracker.sign * tracker.best if tracker.best_epoch else None
+        result = MemberResult(
+            state, epoch, tracker.best_epoch, best_value, params, reason, step, tracker.history
+        )
+        if reason:
+            logger.info("member %d: %s", j, reason)
+        for cb in self.callbacks:
+            cb.on_member_end(j, result)
+        return result

@@ -1,0 +1,247 @@
+"""What ``train``, ``evaluate`` and ``predict`` do, apart from parsing options.
+
+Kept out of ``cli`` so that the command line stays a thin face and so that
+these steps can be called and tested without click.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_backend.backend import get_backend
+from mlp_backend.data import check_features, load_table
+from mlp_backend.errors import MLPBackendError, UsageError
+from mlp_backend.estimator import MLPClassifier, MLPRegressor
+from mlp_backend.job import (
+    Recorder,
+    StopFlag,
+    evaluate,
+    finish_run,
+    load_dataset,
+    read_table,
+    run_config,
+)
+from mlp_backend.persist import load_model
+from mlp_backend.runs import RunFolder, create_folder
+
+logger = logging.getLogger(__name__)
+
+
+def build_estimator(options: dict[str, Any], hidden: tuple[int, ...], task: str):
+    """The estimator the training options describe."""
+    common = dict(
+        hidden=hidden,
+        activation=options["activation"],
+        optimizer=options["optimizer"],
+        lr=float(options["lr"]),
+        momentum=float(options["momentum"]),
+        weight_decay=float(options["weight_decay"]),
+        batch_size=int(options["batch_size"]),
+        epochs=int(options["epochs"]),
+        patience=int(options["patience"]),
+        monitor=options["metric"],
+        schedule=options["schedule"],
+        seed=int(options["seed"]),
+        backend=options["backend"],
+        dtype=options["dtype"],
+    )
+    if task == "regression":
+        return MLPRegressor(**common)
+    return MLPClassifier(**common)
+
+
+def run_train(options: dict[str, Any], progress: bool = False) -> str:
+    """Trains one network into a new run folder; returns the final state.
+
+    Every option is checked, the backend resolved and the data read before
+    the run folder is created, so bad input leaves nothing behind.
+    """
+    from mlp_backend.cli import int_list, label_option
+
+    hidden = int_list(options["hidden"], "--hidden")
+    estimator = build_estimator(options, hidden, options["task"])
+    estimator.train_config().check()
+    from mlp_backend.train import check_member
+
+    check_member(estimator.member())
+    backend = get_backend(options["backend"], options["dtype"])
+    estimator.set_params(backend=backend.name)
+    dataset = load_dataset(
+        options["data"],
+        test_data=options["test_data"],
+        task=options["task"],
+        label=label_option(options["label"]),
+        positive=options["positive"],
+        split_seed=int(options["split_seed"]),
+    )
+    if options["metric"] in ("val_mse", "val_r2") and dataset.task != "regression":
+        raise UsageError(f"--metric: {options['metric']} is for regression tasks")
+    if options["metric"] not in ("val_loss", "val_mse", "val_r2") and dataset.task == "regression":
+        raise UsageError(f"--metric: {options['metric']} is for classification tasks")
+    if dataset.task == "multiclass" and options["metric"] == "val_roc_auc":
+        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+
+    path = create_folder(Path(options["runs_dir"]), options["name"])
+    folder = RunFolder(path)
+    loss = {"binary": "binary_cross_entropy", "multiclass": "softmax_cross_entropy",
+            "regression": "mean_squared_error"}[dataset.task]
+    model = {
+        "hidden": list(hidden),
+        "activation": options["activation"],
+        "loss": loss,
+        "outputs": 1 if dataset.task != "multiclass" else dataset.n_classes,
+    }
+    training = {
+        k: options[k]
+        for k in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                  "schedule", "patience", "seed")
+    }
+    training["monitor"] = options["metric"]
+    config = run_config(path.name, dataset, backend, model, training)
+    folder.write_config(config)
+    folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
+    logger.info("run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name)
+
+    callbacks: list[Any] = [Recorder({0: folder}, int(options["epochs"]), backend)]
+    display = None
+    if progress:
+        from mlp_backend.progress import ProgressDisplay
+
+        display = ProgressDisplay(int(options["epochs"]), options["metric"])
+        callbacks.append(display)
+    else:
+        from mlp_backend.progress import PlainLines
+
+        callbacks.append(PlainLines(int(options["epochs"])))
+
+    stop = StopFlag([folder])
+    start = time.perf_counter()
+    X, y = dataset.parts["train"]
+    labels = _labels(dataset, y)
+    try:
+        with stop.installed():
+            if display is not None:
+                display.start()
+            fit_args = dict(
+                eval_set=(dataset.parts["val"][0], _labels(dataset, dataset.parts["val"][1])),
+                callbacks=callbacks,
+                should_stop=stop,
+                feature_names=dataset.feature_names,
+            )
+            if dataset.task != "regression":
+                fit_args["classes"] = dataset.classes
+            estimator.set_params(standardize=False)
+            estimator.fit(X, labels, **fit_args)
+    except MLPBackendError:
+        folder.set_status("failed", reason="invalid input")
+        raise
+    except Exception as exc:
+        folder.set_status("failed", reason=f"{type(exc).__name__}: {exc}")
+        folder.event(f"failed: {type(exc).__name__}: {exc}", "error")
+        raise
+    finally:
+        if display is not None:
+            display.stop()
+    seconds = time.perf_counter() - start
+
+    # Test metrics on the weights the run keeps, then the files.
+    X_test, y_test = dataset.parts["test"]
+    output = _raw_output(estimator, X_test)
+    test = evaluate(backend, dataset.task, y_test, output)
+    saved = estimator.to_saved(config)
+    saved.standardizer = dataset.standardizer
+    summary = finish_run(folder, estimator.result_, saved, test, seconds, options["metric"])
+    _report(path, summary)
+    return summary["state"]
+
+
+def _labels(dataset, y: np.ndarray) -> np.ndarray:
+    if dataset.task == "regression":
+        return y
+    return np.asarray(dataset.classes)[y]
+
+
+def _raw_output(estimator, X: np.ndarray) -> np.ndarray:
+    """Probabilities or values of already-standardised rows."""
+    if isinstance(estimator, MLPRegressor):
+        return estimator._output(X)[:, 0]
+    return estimator.predict_proba(X)
+
+
+def _report(path: Path, summary: dict[str, Any]) -> None:
+    from mlp_backend.cli import print_metrics
+
+    state = summary["state"]
+    line = f"run {state} after {summary['epochs_run']} epochs (best epoch {summary['best_epoch']})"
+    if summary.get("reason"):
+        line += f": {summary['reason']}"
+    logger.info("%s in %.1fs", line, summary["seconds"])
+    print_metrics(summary["test"])
+    logger.info("saved to %s", path)
+
+
+def _load(run: Path, backend_name: str | None):
+    if not (run / "model.npz").is_file():
+        raise UsageError(f"RUN: {run} holds no model.npz (is it a run folder?)")
+    saved = load_model(run / "model.npz")
+    backend = get_backend(backend_name, saved.config.get("backend", {}).get("dtype", "float32"))
+    cls = MLPRegressor if saved.config["task"] == "regression" else MLPClassifier
+    return saved, cls.from_saved(saved, backend), backend
+
+
+def run_evaluate(run: Path, data: str | None, backend_name: str | None) -> dict[str, Any]:
+    """Scores a saved model on the run's own test part or on a labelled file."""
+    saved, estimator, backend = _load(run, backend_name)
+    config = saved.config
+    task = config["task"]
+    if data is None:
+        info = config["data"]
+        dataset = load_dataset(
+            info["path"],
+            test_data=info.get("test_path"),
+            task="regression" if task == "regression" else "classification",
+            positive=info.get("positive"),
+            split=info["split"],
+            split_seed=info["split_seed"],
+        )
+        X, y = dataset.parts["test"]
+        X = X * dataset.standardizer.scale + dataset.standardizer.mean
+    else:
+        kind = "regression" if task == "regression" else "classification"
+        table = read_table(Path(data), task=kind, label=-1, classes=saved.classes or None)
+        check_features(table, config["data"]["feature_names"], named=False)
+        X = table.X
+        if task == "regression":
+            y = table.labels.astype(np.float64)
+        else:
+            lookup = {c: i for i, c in enumerate(saved.classes)}
+            y = np.array([lookup[str(v)] for v in table.labels], dtype=np.int64)
+    if task == "regression":
+        output = estimator.predict(X)
+    else:
+        output = estimator.predict_proba(X)
+    return evaluate(backend, task, y, output)
+
+
+def run_predict(run: Path, file: Path, backend_name: str | None):
+    """Class and probability (or value) per row of ``file``, as CSV rows."""
+    saved, estimator, _ = _load(run, backend_name)
+    names = saved.config["data"]["feature_names"]
+    table = load_table(file, label=None, header=None)
+    if table.X.shape[1] != len(names):
+        # A file that still carries its label column is fine: drop the last one.
+        table = read_table(file, task="classification", label=-1)
+    check_features(table, names, named=False)
+    if saved.config["task"] == "regression":
+        return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]
+    proba = estimator.predict_proba(table.X)
+    labels = estimator.classes_[np.argmax(proba, axis=1)] if proba.shape[1] > 2 else \
+        estimator.classes_[(proba[:, 1] > 0.5).astype(np.int64)]
+    header = ["class", *[f"p_{c}" for c in estimator.classes_]]
+    return header, [[lab, *(f"{p:.6f}" for p in row)] for lab, row in zip(labels, proba)]
+

@@ -1,0 +1,51 @@
+"""Fixtures shared by the test suite.
+
+Every test of the math takes the ``backend`` fixture and so runs twice: on
+NumPy and on array-api-strict, which rejects anything outside the array API
+standard (the calls that would break on CuPy). ``MLP_TEST_BACKENDS`` chooses
+other sets, e.g. ``cupy`` on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mlp_backend.backend import Backend, get_backend
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MLP_BACKEND_SHARED", REPO.parent / "shared"))
+CASES = SHARED / "cases"
+
+BACKENDS = os.environ.get("MLP_TEST_BACKENDS", "numpy,array_api_strict").split(",")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """A float64 backend: gradient checks and oracles compare in float64."""
+    return get_backend(request.param, "float64")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend32(request: pytest.FixtureRequest) -> Backend:
+    """The same backends in float32, the training default."""
+    return get_backend(request.param, "float32")
+
+
+@pytest.fixture
+def magic_path() -> Path:
+    """The MAGIC file as CI points at it; tests that need it skip without it."""
+    path = Path(os.environ.get("MLP_BACKEND_DATA", SHARED / "data" / "magic04.data"))
+    if not path.is_file():
+        pytest.skip(f"MAGIC data not found at {path} (set MLP_BACKEND_DATA)")
+    return path
+
+
+def case_file(name: str) -> Path:
+    """A file of the shared failure cases; the test skips when it is absent."""
+    path = CASES / name
+    if not path.exists():
+        pytest.skip(f"shared case file {path} not found (set MLP_BACKEND_SHARED)")
+    return path
