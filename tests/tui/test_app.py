@@ -1,0 +1,257 @@
+"""The monitor's screens, driven through Textual's pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from tests.tui.conftest import fixed_now
+from tests.tui.writer import append_jsonl, metrics_line, write_json
+from tui.app import MonitorApp
+from tui.confirm import ConfirmScreen
+from tui.run_screen import RunScreen
+from tui.runs_screen import RunsScreen
+from tui.sweep_screen import SweepScreen
+
+SIZE = (140, 36)
+
+
+def synchronous(
+    test: Callable[..., Coroutine[Any, Any, None]],
+) -> Callable[..., None]:
+    """Run an async test body in its own event loop (no asyncio plugin here)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def make_app(runs_dir: Path) -> MonitorApp:
+    """An app that reads only when told (the timer would fire after an hour)."""
+    return MonitorApp(runs_dir, refresh=3600, now=fixed_now)
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Wait until every read has been shown, including reads they started."""
+    app = pilot.app
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def poll(pilot: Pilot[None]) -> None:
+    """Read the files now and wait until the result is shown."""
+    assert isinstance(pilot.app, MonitorApp)
+    pilot.app.poll_files()
+    await settle(pilot)
+
+
+def shown(screen: RunsScreen) -> list[str]:
+    """The keys of the rows of the runs table, in order."""
+    table = screen.query_one("#runs", DataTable)
+    return [row.key.value or "" for row in table.ordered_rows]
+
+
+@synchronous
+async def test_opens_with_every_run(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        assert shown(screen) == [
+            "alpha",
+            "bravo",
+            "charlie",
+            "delta",
+            "sweep-hl",
+            *(f"sweep-hl/trial-{i:03d}" for i in range(6)),
+        ]
+        table = screen.query_one("#runs", DataTable)
+        assert str(table.get_cell("delta", "state")) == "stale"
+        assert "bravo" not in app.folder._details
+
+
+@synchronous
+async def test_navigate_sort_and_group(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await pilot.press("down", "down")
+        assert screen.selected_key() == "charlie"
+        # Ungrouped, then sorted by the third column (state).
+        await pilot.press("g", "s", "s")
+        assert screen.sort_column == "state"
+        order = shown(screen)
+        states = [screen.rows[key].state for key in order]
+        assert states == sorted(states)
+        assert screen.selected_key() == "charlie"
+        await pilot.press("r")
+        assert shown(screen) != order
+        states = [screen.rows[key].state for key in shown(screen)]
+        assert states == sorted(states, reverse=True)
+
+
+@synchronous
+async def test_filter(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await pilot.press("slash", *"char")
+        assert shown(screen) == ["charlie"]
+        await pilot.press("enter")
+        assert shown(screen) == ["charlie"]
+        await pilot.press("escape")
+        assert len(shown(screen)) == 11
+        await pilot.press("slash", *"failed", "enter")
+        assert shown(screen) == ["sweep-hl", "sweep-hl/trial-005"]
+
+
+@synchronous
+async def test_updates_cells_in_place(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        rebuilds = 0
+        rebuild = screen._rebuild
+
+        def counting(order: list[str]) -> None:
+            nonlocal rebuilds
+            rebuilds += 1
+            rebuild(order)
+
+        screen._rebuild = counting  # type: ignore[method-assign]
+        append_jsonl(runs_dir / "bravo" / "metrics.jsonl", [metrics_line(13)])
+        write_json(
+            runs_dir / "bravo" / "status.json",
+            {"state": "running", "epoch": 13, "epochs": 40, "started": 0.0},
+        )
+        await poll(pilot)
+        table = screen.query_one("#runs", DataTable)
+        assert str(table.get_cell("bravo", "progress")).startswith("  13/40")
+        assert rebuilds == 0
+
+
+@synchronous
+async def test_open_a_run(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen) and screen.key == "bravo"
+        assert screen.detail is not None and len(screen.detail.history) == 12
+        append_jsonl(runs_dir / "bravo" / "metrics.jsonl", [metrics_line(13)])
+        await poll(pilot)
+        assert len(screen.detail.history) == 13
+        await pilot.press("l", "m", "m", "m")
+        assert screen.log_scale and screen.window == 1
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        await pilot.resize_terminal(*SIZE)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        await poll(pilot)
+        assert app.folder._details == {} and app.details == {}
+
+
+@synchronous
+async def test_open_a_sweep(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 4, "enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen) and screen.key == "sweep-hl"
+        board = screen.query_one("#leaderboard", DataTable)
+        assert board.row_count == 6
+        first = board.ordered_rows[0].key.value
+        assert first == "sweep-hl/trial-003"
+        assert set(app.details) == {
+            "sweep-hl/trial-003",
+            "sweep-hl/trial-002",
+            "sweep-hl/trial-001",
+        }
+        await pilot.press("h")
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        await pilot.resize_terminal(*SIZE)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen)
+        assert app.screen.key == "sweep-hl/trial-003"
+
+
+@synchronous
+async def test_stop_a_run(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    stop_file = runs_dir / "bravo" / "stop.request"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not stop_file.exists()
+        await pilot.press("x", "y")
+        await pilot.pause()
+        assert stop_file.is_file()
+        # A finished run has nothing to stop.
+        await pilot.press("up", "x")
+        assert isinstance(app.screen, RunsScreen)
+        assert not (runs_dir / "alpha" / "stop.request").exists()
+
+
+@synchronous
+async def test_stop_a_sweep(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 4, "enter")
+        await settle(pilot)
+        await pilot.press("x", "y")
+        await pilot.pause()
+    stopped = sorted(p.parent.name for p in runs_dir.glob("sweep-hl/*/stop.request"))
+    assert stopped == ["trial-004"]
+    assert not (runs_dir / "sweep-hl" / "stop.request").exists()
+
+
+@synchronous
+async def test_small_terminal(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(pilot)
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause()
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+
+
+@synchronous
+async def test_deleted_run_drops_out(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shutil.rmtree(runs_dir / "charlie")
+        await poll(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        assert "charlie" not in shown(screen)

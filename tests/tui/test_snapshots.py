@@ -1,0 +1,54 @@
+"""Pictures of the three screens at a fixed size on the fixture runs folder.
+
+Update them with ``pytest tests/tui --snapshot-update`` after a deliberate
+change of looks, and look at the new SVG files before keeping them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from tests.tui.conftest import fixed_now
+from tui.app import MonitorApp
+
+SIZE = (120, 32)
+
+
+def make_app(runs_dir: Path) -> MonitorApp:
+    """The fixture app, with nothing on screen that depends on the temp path."""
+    app = MonitorApp(runs_dir, refresh=3600, now=fixed_now)
+    app.sub_title = "runs"
+    return app
+
+
+def pressing(*keys: str) -> Callable[[Pilot[None]], object]:
+    """Wait for the reads, press ``keys``, and wait for the reads again."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        for batch in ((), keys):
+            await pilot.press(*batch)
+            for _ in range(3):
+                await pilot.app.workers.wait_for_complete()
+                await pilot.pause()
+
+    return run_before
+
+
+def test_runs_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=pressing())
+
+
+def test_run_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(
+        make_app(runs_dir), terminal_size=SIZE, run_before=pressing("down", "enter")
+    )
+
+
+def test_sweep_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
+    keys = ("down", "down", "down", "down", "enter")
+    assert snap_compare(
+        make_app(runs_dir), terminal_size=SIZE, run_before=pressing(*keys)
+    )

@@ -1,0 +1,31 @@
+"""``python -m tui RUNS_DIR``: open the monitor on a runs folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tui import run_monitor
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and run the monitor."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tui", description="Follow the runs in a runs folder."
+    )
+    parser.add_argument(
+        "runs_dir", nargs="?", type=Path, default=Path("runs"), help="default: runs"
+    )
+    parser.add_argument(
+        "--refresh", type=float, default=1.0, help="seconds between looks (1.0)"
+    )
+    args = parser.parse_args(argv)
+    if not args.runs_dir.is_dir():
+        parser.error(f"{args.runs_dir} is not a folder; pass the runs folder")
+    if args.refresh <= 0:
+        parser.error(f"--refresh must be positive, got {args.refresh}")
+    run_monitor(args.runs_dir, refresh=args.refresh)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The monitor: a Textual app that follows a runs folder.
+
+Files are read in a thread worker (:class:`~tui.runs.RunsFolder` does the
+reading); the worker hands each result to the user interface as one
+:class:`SnapshotReady` message, at most one per refresh interval, and the
+screens update their widgets from it. No widget is touched from the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.worker import Worker, WorkerState
+
+from tui.confirm import ConfirmScreen
+from tui.runs import ENDED_STATES, DetailSnapshot, RunsFolder, Snapshot, request_stop
+from tui.runs_screen import RunsScreen
+
+logger = logging.getLogger(__name__)
+
+
+class SnapshotReady(Message):
+    """The reader thread finished a look at the runs folder."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+@runtime_checkable
+class SnapshotView(Protocol):
+    """A screen that shows what the reader found."""
+
+    def watched_keys(self) -> set[str]:
+        """The runs whose full details the screen needs."""
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """Update the screen's widgets from ``snapshot``."""
+
+
+class MonitorApp(App[None]):
+    """Follow the runs and sweeps in a runs folder.
+
+    Args:
+        runs_dir: The runs folder.
+        refresh: The longest, in seconds, that a change to the files waits
+            before it shows; the files are looked at twice per interval.
+        now: The clock, in Unix seconds; tests pass a fixed one.
+        stale_after: Seconds without a status update after which a running
+            run is shown as stale.
+    """
+
+    CSS_PATH = "monitor.tcss"
+    TITLE = "mlp-backend monitor"
+    BINDINGS = [Binding("q", "quit", "Quit")]
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        refresh: float = 1.0,
+        now: Callable[[], float] = time.time,
+        stale_after: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.refresh_interval = refresh
+        self.folder = RunsFolder(runs_dir, now=now, stale_after=stale_after)
+        self.snapshot = Snapshot({})
+        self.details: dict[str, DetailSnapshot] = {}
+        self.sub_title = str(runs_dir)
+        self._reading = False
+        self._read_again = False
+
+    def on_mount(self) -> None:
+        """Show the runs table and start looking at the files."""
+        self.push_screen(RunsScreen())
+        self.poll_files()
+        # A look at a moment's change starts at most half an interval later
+        # and takes a fraction of the rest, so the change shows within one.
+        self.set_interval(self.refresh_interval / 2, self.poll_files)
+
+    def poll_files(self) -> None:
+        """Start a look at the files unless one is under way."""
+        if self._reading:
+            # Asked while reading (a screen wants new details): look again
+            # straight after, rather than wait for the next tick.
+            self._read_again = True
+            return
+        self._reading = True
+        self.run_worker(self._read, thread=True, group="read", exit_on_error=False)
+
+    def _read(self) -> None:
+        self.post_message(SnapshotReady(self.folder.poll()))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Let the next look start; report a reader that failed."""
+        if event.worker.group != "read" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        if event.state == WorkerState.ERROR:
+            logger.error(
+                "reading %s failed", self.runs_dir, exc_info=event.worker.error
+            )
+            self.notify(
+                f"reading {self.runs_dir} failed: {event.worker.error}",
+                severity="error",
+            )
+        self._reading = False
+        if self._read_again:
+            self._read_again = False
+            self.poll_files()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        """Hand a reader's result to the screens."""
+        snapshot = message.snapshot
+        self.snapshot = snapshot
+        self.details.update(snapshot.details)
+        for notice in snapshot.notices:
+            self.notify(notice, severity="warning")
+        for screen in self.screen_stack:
+            if isinstance(screen, SnapshotView):
+                screen.show_snapshot(snapshot)
+
+    def update_watch(self) -> None:
+        """Tell the reader which runs the open screens need in full."""
+        keys: set[str] = set()
+        for screen in self.screen_stack:
+            if isinstance(screen, SnapshotView):
+                keys |= screen.watched_keys()
+        for key in set(self.details) - keys:
+            del self.details[key]
+        self.folder.watch(keys)
+        if keys - set(self.details):
+            self.poll_files()
+
+    def stop_targets(self, key: str) -> list[str]:
+        """The runs a stop of ``key`` asks to stop: the run, or a sweep's trials."""
+        row = self.snapshot.rows.get(key)
+        if row is None:
+            return []
+        if row.kind != "sweep":
+            return [] if row.state in ENDED_STATES else [key]
+        return [
+            trial.key
+            for trial in self.snapshot.rows.values()
+            if trial.sweep == key and trial.state not in ENDED_STATES
+        ]
+
+    def confirm_stop(self, key: str) -> None:
+        """Ask, then write ``stop.request`` for ``key`` (a run or a sweep)."""
+        targets = self.stop_targets(key)
+        if not targets:
+            self.notify(f"{key} has nothing left to stop", severity="warning")
+            return
+        row = self.snapshot.rows[key]
+        what = (
+            f"sweep {key} ({len(targets)} unfinished trials)"
+            if row.kind == "sweep"
+            else f"run {key}"
+        )
+
+        def stop(confirmed: bool | None) -> None:
+            if confirmed:
+                self._write_stops(targets)
+
+        self.push_screen(ConfirmScreen(f"Stop {what}?"), stop)
+
+    def _write_stops(self, keys: list[str]) -> None:
+        failed = []
+        for key in keys:
+            try:
+                request_stop(self.runs_dir / key)
+            except OSError as exc:
+                logger.warning("cannot write stop.request for %s: %s", key, exc)
+                failed.append(f"{key}: {exc.strerror}")
+        if failed:
+            self.notify("could not ask to stop " + "; ".join(failed), severity="error")
+        else:
+            self.notify(f"asked {len(keys)} run(s) to stop")

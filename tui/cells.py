@@ -1,0 +1,109 @@
+"""How values look in the monitor's tables: text, colours, bars."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from tui.runs import RunRow
+
+STATE_STYLES = {
+    "running": "bold green",
+    "finished": "blue",
+    "diverged": "bold magenta",
+    "stopped": "yellow",
+    "interrupted": "yellow",
+    "failed": "bold red",
+    "pruned": "dim",
+    "queued": "dim",
+    "stale": "bold dark_orange",
+}
+BAR_CELLS = 8
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+# The runs table: column key, header, width. Fixed widths keep the columns
+# still while values change every second; a run name of the trainer's
+# ``YYYYMMDD-HHMMSS-xxxx`` form fits, indented under its sweep.
+COLUMNS = (
+    ("name", "name", 24),
+    ("sweep", "sweep", 14),
+    ("state", "state", 11),
+    ("progress", "epoch", 19),
+    ("best", "best val", 17),
+    ("test", "test", 15),
+    ("backend", "backend", 12),
+    ("elapsed", "elapsed", 8),
+    ("eta", "ETA", 8),
+)
+
+
+def duration(seconds: float | None) -> str:
+    """``1h02m``, ``3m05s``, ``42s``; empty when unknown."""
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def number(value: float | None) -> str:
+    """Four significant digits; empty when unknown."""
+    return "" if value is None else f"{value:.4g}"
+
+
+def bar(done: int | None, total: int | None, cells: int = BAR_CELLS) -> str:
+    """A bar of ``cells`` characters filled in eighths."""
+    if not total or done is None:
+        return " " * cells
+    eighths = round(min(max(done / total, 0.0), 1.0) * cells * 8)
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_EIGHTHS[part] if part else "")
+    return text.ljust(cells)
+
+
+def state_text(state: str) -> Text:
+    """The state, coloured."""
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def progress_text(row: RunRow) -> Text:
+    """``12/60 ███▏    `` for a run, trials for a sweep."""
+    done = "" if row.epoch is None else str(row.epoch)
+    total = "?" if row.epochs is None else str(row.epochs)
+    text = Text(f"{done:>4}/{total:<4} ")
+    text.append(bar(row.epoch, row.epochs), style=STATE_STYLES.get(row.state, ""))
+    return text
+
+
+def row_cells(row: RunRow, grouped: bool) -> dict[str, Text | str]:
+    """Every cell of a row of the runs table, by column key.
+
+    Args:
+        row: The row.
+        grouped: Whether trials are shown under their sweep, indented.
+    """
+    name = row.name
+    if row.kind == "sweep":
+        name = f"▸ {name}"
+    elif grouped and row.sweep:
+        name = f"  {name}"
+    best = "" if row.best is None else f"{row.monitor} {number(row.best)}"
+    if row.best_partial:
+        # Older lines are still being read: the best may change.
+        best += "…"
+    test = "" if row.test is None else f"{row.test_name} {number(row.test)}"
+    return {
+        "name": name,
+        "sweep": row.sweep or "",
+        "state": state_text(row.state),
+        "progress": progress_text(row),
+        "best": best,
+        "test": test,
+        "backend": row.backend,
+        "elapsed": duration(row.elapsed),
+        "eta": duration(row.eta),
+    }
