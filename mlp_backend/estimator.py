@@ -202,7 +202,7 @@ class _MLP:
                 f"{self.n_features_in_}"
             )
         rows = self.backend_.asarray(self.standardizer_.transform(X)[None])
-        return self.backend_.to_host(self._stack.predict_output(rows)[0])
+        return self.backend_.to_host(self._stack.predict_output(rows)[0, ...])
 
     def to_saved(self, config: dict[str, Any]) -> SavedModel:
         """The fitted network in the form ``model.npz`` stores."""

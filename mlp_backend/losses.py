@@ -34,13 +34,20 @@ def binary_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Arr
     """
     batch = z.shape[1]
     per_row = xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
-    loss = xp.sum(per_row, axis=(1, 2)) / batch
+    # Dividing before summing keeps the sum finite when every row's loss is huge.
+    loss = xp.sum(per_row / batch, axis=(1, 2))
     delta = (sigmoid(xp, z) - y) / batch
     return loss, delta
 
 
 def log_softmax(xp: ModuleType, z: Array) -> Array:
-    """log softmax over the last axis; shifting by the max keeps exp <= 1."""
+    """log softmax over the last axis; shifting by the max keeps exp <= 1.
+
+    Logits are first clipped to half the dtype's range so that ``z - max``
+    cannot overflow; no finite logit short of that bound changes.
+    """
+    half = float(xp.finfo(z.dtype).max) / 2.0
+    z = xp.minimum(xp.maximum(z, -half), half)
     shifted = z - xp.max(z, axis=-1, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
@@ -56,7 +63,7 @@ def softmax_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Ar
     """
     batch = z.shape[1]
     log_p = log_softmax(xp, z)
-    loss = -xp.sum(y * log_p, axis=(1, 2)) / batch
+    loss = -xp.sum((y * log_p) / batch, axis=(1, 2))
     delta = (xp.exp(log_p) - y) / batch
     return loss, delta
 

@@ -239,7 +239,7 @@ class Stack:
         sizes = (self.shape.n_features, *self.widths[j], self.shape.n_outputs)
         host = []
         for l in range(len(sizes) - 1):
-            W = self.backend.to_host(self.params[2 * l][j])
-            b = self.backend.to_host(self.params[2 * l + 1][j])
+            W = self.backend.to_host(self.params[2 * l][j, ...])
+            b = self.backend.to_host(self.params[2 * l + 1][j, ...])
             host += [W[: sizes[l], : sizes[l + 1]], b[0, : sizes[l + 1]]]
         return host

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,17 @@ def load_model(path: Path) -> SavedModel:
             missing or has the wrong shape or dtype.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        # Our own handle: np.load leaks its own when the archive is torn.
+        with open(path, "rb") as f:
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with npz:
+                arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise RunError(f"{path}: no saved model here") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # An empty file ends early (EOFError); a torn archive is a BadZipFile.
         raise RunError(f"{path}: not a readable model file ({exc})") from None
 
     def need(key: str, kind: str) -> np.ndarray:

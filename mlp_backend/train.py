@@ -274,6 +274,12 @@ class Trainer:
 
     def run(self) -> list[MemberResult]:
         """Trains until every member has finished, stopped or diverged."""
+        # Divergence is detected from the losses and weights after each epoch;
+        # NumPy's overflow warnings on the way there would only escape as noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._run()
+
+    def _run(self) -> list[MemberResult]:
         xp = self.backend.xp
         cfg = self.config
         streams = [seed_streams(m.seed) for m in self.members]
@@ -313,9 +319,9 @@ class Trainer:
             step_losses = []
             stopped = False
             for s in starts:
-                loss, grads = stack.loss_and_grads(
-                    X[:, s : s + cfg.batch_size, :], T[:, s : s + cfg.batch_size, :]
-                )
+                # The standard leaves slices past the end unspecified: stop at n.
+                e = min(s + cfg.batch_size, n)
+                loss, grads = stack.loss_and_grads(X[:, s:e, :], T[:, s:e, :])
                 stack.params = optimizer.step(stack.params, grads, factor)
                 step_losses.append(loss)
                 if self.should_stop():
@@ -361,7 +367,7 @@ class Trainer:
                     "epoch": epoch,
                     "train_loss": float(train_loss_host[i]),
                     "val_loss": float(val_loss_host[i]),
-                    **validation_metrics(self.backend, self.data.task, self.data.y_val, outputs[i]),
+                    **validation_metrics(self.backend, self.data.task, self.data.y_val, outputs[i, ...]),
                     "lr": float(self.members[j].lr) * factor,
                     "seconds": seconds,
                 }

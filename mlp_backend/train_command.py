@@ -15,7 +15,7 @@ import numpy as np
 
 from mlp_backend.backend import get_backend
 from mlp_backend.data import check_features, load_table
-from mlp_backend.errors import MLPBackendError, UsageError
+from mlp_backend.errors import DataError, MLPBackendError, UsageError
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
     Recorder,
@@ -27,7 +27,7 @@ from mlp_backend.job import (
     run_config,
 )
 from mlp_backend.persist import load_model
-from mlp_backend.runs import RunFolder, create_folder
+from mlp_backend.runs import RunFolder, check_name, create_folder
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ def run_train(options: dict[str, Any], progress: bool = False) -> str:
     from mlp_backend.cli import int_list, label_option
 
     hidden = int_list(options["hidden"], "--hidden")
+    if options["name"] is not None:
+        check_name(options["name"])
     estimator = build_estimator(options, hidden, options["task"])
     estimator.train_config().check()
     from mlp_backend.train import check_member
@@ -232,10 +234,13 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
     """Class and probability (or value) per row of ``file``, as CSV rows."""
     saved, estimator, _ = _load(run, backend_name)
     names = saved.config["data"]["feature_names"]
-    table = load_table(file, label=None, header=None)
-    if table.X.shape[1] != len(names):
-        # A file that still carries its label column is fine: drop the last one.
-        table = read_table(file, task="classification", label=-1)
+    # A file may carry the label column last, or features only.
+    try:
+        table = load_table(file, label=-1)
+    except DataError:
+        table = None
+    if table is None or table.X.shape[1] != len(names):
+        table = load_table(file, label=None)
     check_features(table, names, named=False)
     if saved.config["task"] == "regression":
         return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]

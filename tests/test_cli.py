@@ -1,0 +1,424 @@
+"""The ``mlp-backend`` command line, in process (click's runner) and for real.
+
+Training runs use a 400-row subset of MAGIC written to a file named
+``magic04.data`` (so it is read in the MAGIC layout); the interruption tests
+run the real command on the full file in a subprocess and stop it with SIGINT
+or a ``stop.request`` file. Case B09 puts the fake CuPy of the shared folder
+first on ``PYTHONPATH``; the other backend tests use the real CuPy installed
+here, which finds no device.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlp_backend.backend import cupy_problem
+from mlp_backend.cli import main
+from mlp_backend.train_command import run_evaluate
+from tests.conftest import CASES, case_file
+
+TPR_KEYS = ["0.01", "0.02", "0.05", "0.1", "0.2"]
+FAST = ["--epochs", "2", "--hidden", "8", "--batch-size", "64"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points the package logger at the runner's stream; undo that."""
+    logger = logging.getLogger("mlp_backend")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture
+def subset(tmp_path, magic_path) -> Path:
+    """200 gamma and 200 hadron rows of MAGIC, in a file MAGIC's loader reads."""
+    lines = magic_path.read_text().splitlines()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "magic04.data"
+    path.write_text("\n".join(lines[:200] + lines[-200:]) + "\n")
+    return path
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise AssertionError(f"non-JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def command(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """The real ``mlp-backend`` in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    code = "from mlp_backend.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        **kwargs,
+    )
+
+
+def run_command(*args: str, env: dict | None = None, timeout: float = 120):
+    proc = command(*args, env=env)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def trained(tmp_path, subset) -> Path:
+    runs = tmp_path / "runs"
+    result = invoke("train", "--data", subset, "--runs-dir", runs, "--name", "r", *FAST)
+    assert result.exit_code == 0, result.output
+    return runs / "r"
+
+
+# train writes the documented run files.
+
+
+def test_train_writes_the_run_files(trained):
+    assert entries(trained) == [
+        "config.json",
+        "metrics.jsonl",
+        "model.npz",
+        "status.json",
+        "summary.json",
+    ]
+    config = strict_json((trained / "config.json").read_text())
+    status = strict_json((trained / "status.json").read_text())
+    summary = strict_json((trained / "summary.json").read_text())
+    lines = (trained / "metrics.jsonl").read_text().splitlines()
+    records = [strict_json(line) for line in lines]
+    for obj in (config, status, summary, *records):
+        assert obj["format"] == 1
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert config["training"]["epochs"] == 2 and config["model"]["hidden"] == [8]
+    assert config["backend"]["name"] == "numpy" and config["data"]["rows"] == 400
+    assert status["state"] == "finished" and status["epoch"] == 2
+    assert summary["state"] == "finished" and summary["epochs_run"] == 2
+    test = summary["test"]
+    for key in ("accuracy", "log_loss", "roc_auc", "f1"):
+        assert isinstance(test[key], float) and np.isfinite(test[key])
+    assert 0.0 <= test["accuracy"] <= 1.0 and 0.0 <= test["roc_auc"] <= 1.0
+    assert sorted(test["tpr_at_fpr"], key=float) == TPR_KEYS
+    assert all(0.0 <= v <= 1.0 for v in test["tpr_at_fpr"].values())
+
+
+def test_existing_name_is_never_overwritten(trained, subset):
+    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    result = invoke(
+        "train", "--data", subset, "--runs-dir", trained.parent, "--name", "r", *FAST
+    )
+    assert result.exit_code == 2
+    assert "exists already" in result.output
+    assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/b", "..", ".hidden"])
+def test_escaping_names_are_rejected(tmp_path, subset, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = invoke(
+        "train", "--data", subset, "--runs-dir", work / "runs", "--name", name, *FAST
+    )
+    assert result.exit_code == 2
+    assert "--name" in result.output
+    assert entries(work / "runs") == []
+    assert entries(work) in ([], ["runs"])
+    assert entries(tmp_path) == ["data", "work"]
+    assert not Path("/abs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "-4"], "--batch-size"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--epochs", "0"], "--epochs"),
+        (["--lr", "abc"], "--lr"),
+        (["--lr", "-0.1"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--activation", "nope"], "--activation"),
+        (["--hidden", "64,x"], "--hidden"),
+        (["--hidden", "0"], "--hidden"),
+        (["--momentum", "1.5"], "--momentum"),
+        (["--weight-decay", "-1"], "--weight-decay"),
+        (["--patience", "-2"], "--patience"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--metric", "val_mse"], "--metric"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_option_without_a_run_folder(
+    tmp_path, subset, args, option
+):
+    runs = tmp_path / "runs"
+    result = invoke(
+        "train", "--data", subset, "--runs-dir", runs, "--epochs", "2", *args
+    )
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "Traceback" not in result.output
+    assert entries(runs) == []
+
+
+def test_data_file_with_short_row_names_file_and_line(tmp_path):
+    runs = tmp_path / "runs"
+    path = case_file("B12_short_row.csv")
+    result = invoke("train", "--data", path, "--runs-dir", runs, *FAST)
+    assert result.exit_code == 2
+    assert "B12_short_row.csv" in result.output and "line 3" in result.output
+    assert "11" in result.output and "10" in result.output
+    assert entries(runs) == []
+
+
+# Backends: the real CuPy here finds no device.
+
+
+needs_no_gpu = pytest.mark.skipif(
+    cupy_problem() is None, reason="a CUDA device works here"
+)
+
+
+@needs_no_gpu
+def test_explicit_cupy_fails_with_one_sentence(tmp_path, subset):
+    runs = tmp_path / "runs"
+    code, out, err = run_command(
+        "train", "--data", subset, "--runs-dir", runs, "--backend", "cupy", *FAST
+    )
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --backend cupy:")
+    assert "CUDA" in lines[0] and "--backend numpy" in lines[0]
+    assert entries(runs) == []
+
+
+@needs_no_gpu
+def test_auto_backend_logs_the_fallback(tmp_path, subset):
+    result = invoke(
+        "train",
+        "--data",
+        subset,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--backend",
+        "auto",
+        *FAST,
+    )
+    assert result.exit_code == 0
+    fallback = [
+        line for line in result.output.splitlines() if line.startswith("backend auto")
+    ]
+    assert len(fallback) == 1
+    assert "no CUDA device" in fallback[0] and fallback[0].endswith("using numpy")
+
+
+def test_case_b09_fake_cupy_without_device(tmp_path, subset):
+    stub = case_file("B09_fake_cupy_nodevice")
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(stub), os.environ.get("PYTHONPATH", "")]),
+        "MLP_BACKEND": "",
+    }
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import cupy, mlp_backend; print(cupy.__file__); "
+            "from mlp_backend.backend import get_backend\n"
+            "print(get_backend('auto').name)",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert str(stub) in probe.stdout and probe.stdout.strip().endswith("numpy")
+
+    runs = tmp_path / "runs"
+    code, _, err = run_command(
+        "train",
+        "--data",
+        subset,
+        "--runs-dir",
+        runs,
+        "--name",
+        "auto",
+        "--backend",
+        "auto",
+        *FAST,
+        env=env,
+    )
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("backend auto")]
+    assert (
+        len(said) == 1 and "cudaErrorNoDevice" in said[0] and "using numpy" in said[0]
+    )
+
+    code, _, err = run_command(
+        "train",
+        "--data",
+        subset,
+        "--runs-dir",
+        runs,
+        "--name",
+        "gpu",
+        "--backend",
+        "cupy",
+        *FAST,
+        env=env,
+    )
+    assert code == 2
+    assert (
+        "Traceback" not in err
+        and "cudaErrorNoDevice" in err
+        and "--backend cupy" in err
+    )
+    assert entries(runs) == ["auto"]
+
+
+def test_info_runs():
+    result = invoke("info")
+    assert result.exit_code == 0, result.output
+    assert "mlp-backend 0.1.0" in result.output
+    assert "cupy" in result.output and "backend now:" in result.output
+    assert "MAGIC data:" in result.output
+
+
+# evaluate and predict read the saved run.
+
+
+def test_evaluate_reproduces_the_summary(trained):
+    summary = strict_json((trained / "summary.json").read_text())["test"]
+    report = run_evaluate(trained, None, None)
+    assert set(report) == set(summary)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
+        np.testing.assert_allclose(report[key], summary[key], rtol=1e-5, err_msg=key)
+    assert report["confusion_matrix"] == summary["confusion_matrix"]
+    for key in TPR_KEYS:
+        np.testing.assert_allclose(
+            report["tpr_at_fpr"][key], summary["tpr_at_fpr"][key], rtol=1e-5
+        )
+    result = invoke("evaluate", trained)
+    assert result.exit_code == 0 and "accuracy" in result.output
+    assert f"{summary['accuracy']:.4f}" in result.output
+
+
+def test_predict_writes_class_and_probabilities(trained, subset, tmp_path):
+    out = tmp_path / "pred.csv"
+    result = invoke("predict", trained, subset, "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["class", "p_h", "p_g"]
+    assert len(rows) == 401
+    for label, p_h, p_g in rows[1:]:
+        assert abs(float(p_h) + float(p_g) - 1.0) < 2e-6
+        assert label == ("g" if float(p_g) > 0.5 else "h")
+    # The same rows without their label column give the same answers.
+    features = tmp_path / "features.csv"
+    features.write_text(
+        "".join(
+            line.rsplit(",", 1)[0] + "\n" for line in subset.read_text().splitlines()
+        )
+    )
+    result = invoke("predict", trained, features)
+    assert result.exit_code == 0, result.output
+    assert list(csv.reader(result.stdout.splitlines())) == rows
+
+
+def test_evaluate_of_a_folder_without_model(tmp_path):
+    result = invoke("evaluate", tmp_path)
+    assert result.exit_code == 2 and "model.npz" in result.output
+
+
+# Interruption of a real training process.
+
+
+def wait_for_first_epoch(
+    proc: subprocess.Popen, metrics: Path, limit: float = 90
+) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training ended early: {proc.communicate()[1]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no epoch recorded in time")
+
+
+def check_stopped(folder: Path, code: int, err: str) -> None:
+    assert code == 0, err
+    assert "Traceback" not in err
+    status = strict_json((folder / "status.json").read_text())
+    summary = strict_json((folder / "summary.json").read_text())
+    assert status["state"] == summary["state"] == "stopped"
+    assert 1 <= summary["epochs_run"] < 200
+    assert (folder / "model.npz").is_file()
+    assert isinstance(summary["test"]["accuracy"], float)
+    records = [
+        strict_json(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+
+
+@pytest.mark.parametrize("how", ["sigint", "stop_request"])
+def test_interrupting_a_real_run_stops_cleanly(tmp_path, magic_path, how):
+    folder = tmp_path / "runs" / "long"
+    proc = command(
+        "train",
+        "--data",
+        magic_path,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "long",
+        "--epochs",
+        "200",
+        "--patience",
+        "0",
+        "--hidden",
+        "16",
+    )
+    try:
+        wait_for_first_epoch(proc, folder / "metrics.jsonl")
+        if how == "sigint":
+            proc.send_signal(signal.SIGINT)
+        else:
+            (folder / "stop.request").touch()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check_stopped(folder, proc.returncode, err)
+
+
+def test_cases_folder_is_there():
+    assert CASES.is_dir()

@@ -1,0 +1,187 @@
+"""The scikit-learn style estimators, checked with scikit-learn itself.
+
+scikit-learn is the oracle here (``clone``, ``Pipeline``, ``cross_val_score``,
+its metrics); the library itself must never import it, which a subprocess
+checks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import r2_score
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mlp_backend.errors import UsageError
+from mlp_backend.estimator import MLPClassifier, MLPRegressor
+from tests.conftest import BACKENDS
+
+FAST = dict(hidden=(16,), epochs=30, batch_size=32, lr=0.01, patience=0, seed=0)
+
+
+def blobs(n: int = 300, seed: int = 0, classes=("no", "yes")):
+    """Two or more Gaussian blobs in 3 dimensions with string labels."""
+    rng = np.random.default_rng(seed)
+    k = len(classes)
+    centres = 3.0 * np.eye(k, 3)
+    index = rng.integers(0, k, size=n)
+    X = centres[index] + rng.normal(size=(n, 3)) + np.array([100.0, -5.0, 0.01])
+    return X, np.asarray(classes)[index]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classifier_fits_a_small_problem(backend):
+    X, y = blobs()
+    model = MLPClassifier(**FAST, backend=backend).fit(X[:200], y[:200])
+    pred = model.predict(X[200:])
+    assert isinstance(pred, np.ndarray) and pred.shape == (100,)
+    assert pred.dtype.kind == "U" and set(pred) <= {"no", "yes"}
+    assert list(model.classes_) == ["no", "yes"]
+    assert model.score(X[200:], y[200:]) > 0.9
+    proba = model.predict_proba(X[200:])
+    assert isinstance(proba, np.ndarray) and proba.shape == (100, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_array_equal(pred, model.classes_[(proba[:, 1] > 0.5).astype(int)])
+    assert model.result_.state == "finished" and len(model.history_) == 30
+
+
+def test_multiclass_three_classes():
+    X, y = blobs(n=360, classes=("a", "b", "c"))
+    model = MLPClassifier(**FAST).fit(X[:240], y[:240])
+    proba = model.predict_proba(X[240:])
+    assert proba.shape == (120, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert list(model.classes_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(
+        model.predict(X[240:]), model.classes_[proba.argmax(axis=1)]
+    )
+    assert model.score(X[240:], y[240:]) > 0.85
+
+
+def test_positive_class_goes_to_index_one():
+    X, y = blobs()
+    model = MLPClassifier(**FAST, positive="no").fit(X, y)
+    assert list(model.classes_) == ["yes", "no"]
+    proba = model.predict_proba(X)
+    assert np.mean((proba[:, 1] > 0.5) == (y == "no")) > 0.9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_regressor_linear_problem(backend):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = X @ np.array([1.5, -2.0, 0.5, 0.0]) + 3.0 + 0.1 * rng.normal(size=300)
+    model = MLPRegressor(**FAST, backend=backend).fit(X[:200], y[:200])
+    pred = model.predict(X[200:])
+    assert isinstance(pred, np.ndarray) and pred.shape == (100,)
+    assert model.score(X[200:], y[200:]) > 0.8
+    np.testing.assert_allclose(
+        model.score(X[200:], y[200:]), r2_score(y[200:], pred), rtol=1e-6
+    )
+
+
+def test_get_params_set_params_round_trip_and_clone():
+    model = MLPClassifier(hidden=(8, 4), lr=0.05, epochs=7, positive="yes")
+    params = model.get_params()
+    assert (
+        params["hidden"] == (8, 4)
+        and params["lr"] == 0.05
+        and params["positive"] == "yes"
+    )
+    copy = MLPClassifier().set_params(**params)
+    assert copy.get_params() == params
+    cloned = clone(model)
+    assert cloned is not model and cloned.get_params() == params
+    assert MLPClassifier().set_params(epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="invalid parameter 'nope'"):
+        model.set_params(nope=1)
+    assert "MLPClassifier(hidden=(8, 4)" in repr(model)
+
+
+def test_clone_of_fitted_model_is_unfitted():
+    X, y = blobs(n=120)
+    model = MLPClassifier(**FAST).fit(X, y)
+    fresh = clone(model)
+    assert not hasattr(fresh, "params_")
+    with pytest.raises(UsageError, match="not fitted"):
+        fresh.predict(X)
+
+
+def test_pipeline_and_cross_val_score_without_warnings():
+    X, y = blobs(n=240)
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("mlp", MLPClassifier(**FAST, standardize=False))]
+    )
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    assert pipe.predict(X[:5]).dtype.kind == "U"
+    pipe.set_params(mlp__epochs=20)
+    assert pipe.named_steps["mlp"].epochs == 20
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.85)
+    reg_scores = cross_val_score(
+        MLPRegressor(**FAST), X, (y == "yes") * 2.0 + X[:, 0] * 0.1, cv=2, scoring="r2"
+    )
+    assert np.all(np.isfinite(reg_scores))
+
+
+def test_same_seed_same_predictions():
+    X, y = blobs(n=150)
+    a = MLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    b = MLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_float64_learning_rate_keeps_float32_model():
+    X, y = blobs(n=120)
+    model = MLPClassifier(**{**FAST, "lr": np.array([0.01, 0.1])[0]}).fit(X, y)
+    assert all(p.dtype == np.float32 for p in model.params_)
+    assert model.predict_proba(X).dtype == np.float32
+
+
+def test_bad_inputs_are_usage_errors():
+    X, y = blobs(n=60)
+    model = MLPClassifier(**FAST).fit(X, y)
+    with pytest.raises(UsageError, match="X has 2 features"):
+        model.predict(X[:, :2])
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(UsageError, match="NaN"):
+        MLPClassifier(**FAST).fit(bad, y)
+    with pytest.raises(UsageError, match="two-dimensional"):
+        model.predict(X[0])
+    with pytest.raises(UsageError, match="--batch-size"):
+        MLPClassifier(**{**FAST, "batch_size": 0}).fit(X, y)
+    with pytest.raises(UsageError, match="--activation"):
+        MLPClassifier(**{**FAST, "activation": "nope"}).fit(X, y)
+
+
+def test_library_never_imports_sklearn():
+    code = (
+        "import sys, numpy as np\n"
+        "import mlp_backend, mlp_backend.estimator, mlp_backend.cli\n"
+        "import mlp_backend.train_command\n"
+        "from mlp_backend import MLPClassifier, MLPRegressor\n"
+        "rng = np.random.default_rng(0); X = rng.normal(size=(60, 3))\n"
+        "y = np.where(X[:, 0] > 0, 'a', 'b')\n"
+        "m = MLPClassifier(hidden=(4,), epochs=2).fit(X, y)\n"
+        "m.predict_proba(X); m.score(X, y)\n"
+        "MLPRegressor(hidden=(4,), epochs=2).fit(X, X[:, 0]).predict(X)\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] == 'sklearn')\n"
+        "print('SKLEARN', bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "SKLEARN []" in out.stdout
