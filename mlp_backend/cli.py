@@ -93,10 +93,10 @@ def training_options(f: Any) -> Any:
         click.option("--test-data", default=None, help="Separate test file instead of a test split."),
         RUNS_DIR,
         click.option("--name", default=None, help="Run folder name [default: a fresh unique one]."),
-        click.option("--epochs", type=int, default=60, show_default=True),
-        click.option("--batch-size", type=int, default=256, show_default=True),
-        click.option("--lr", type=float, default=0.003, show_default=True, help="Learning rate."),
-        click.option("--hidden", default="64,32", show_default=True, help="Hidden widths."),
+        click.option("--epochs", type=int, default=30, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=0.0005, show_default=True, help="Learning rate."),
+        click.option("--hidden", default="256,128", show_default=True, help="Hidden widths."),
         click.option(
             "--activation",
             type=click.Choice(["relu", "tanh", "sigmoid", "leaky_relu", "elu"]),
@@ -114,11 +114,11 @@ def training_options(f: Any) -> Any:
         click.option(
             "--schedule",
             type=click.Choice(["none", "step", "cosine"]),
-            default="none",
+            default="cosine",
             show_default=True,
             help="Learning-rate schedule.",
         ),
-        click.option("--patience", type=int, default=10, show_default=True,
+        click.option("--patience", type=int, default=0, show_default=True,
                      help="Epochs without improvement before early stopping (0: off)."),
         click.option(
             "--metric",
@@ -242,6 +242,12 @@ def monitor(runs_dir: Path, refresh: float) -> None:
     if refresh <= 0:
         raise UsageError(f"--refresh: must be positive, got {refresh}")
     run_monitor(runs_dir, refresh)
+
+
+from mlp_backend.sweep_command import report, sweep  # noqa: E402  (registers after main)
+
+main.add_command(sweep)
+main.add_command(report)
 
 
 def print_metrics(report: dict[str, Any]) -> None:

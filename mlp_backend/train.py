@@ -274,9 +274,10 @@ class Trainer:
 
     def run(self) -> list[MemberResult]:
         """Trains until every member has finished, stopped or diverged."""
-        # Divergence is detected from the losses and weights after each epoch;
-        # NumPy's overflow warnings on the way there would only escape as noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        shape = self._shape()
+        rows = max(self.config.batch_size, int(self.data.X_val.shape[1]))
+        widest = max(a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:]))
+        with self.backend.training_scope(len(self.members) * rows * widest):
             return self._run()
 
     def _run(self) -> list[MemberResult]:

@@ -6,15 +6,25 @@ batch size, epochs, schedule, patience, monitored metric) and they have the
 same number of hidden layers; the data and loss are the sweep's own.
 
 Widths are padded to the widest member, so a padded member costs as much as
-the widest one. The rule: members share a stack only while, in every hidden
-layer, ``widest / narrowest <= MAX_WIDTH_RATIO`` (2). Within that band at most
-half of a member's units are padding, which the saving of one launch sequence
-per step instead of one per member outweighs on NumPy for the small networks
-sweeps train (measured with ``benchmarks/sweep.py``: batched matmuls of 8 to 64
-members cost little more than one at widths up to 128); widths 5 and 100 would
-make the 5-wide member pay 20 times its own work, so they are split instead.
+the widest one. Whether that pays depends on what a step costs, so the rule
+depends on the backend (:func:`width_ratio`):
+
+- CuPy: a small network's step is a string of kernel launches whose cost
+  hardly grows with width, so members share a stack while, in every hidden
+  layer, ``widest / narrowest <= 2``: at most half of a member's units are
+  padding. (Chosen from the launch-bound argument; not yet measured on a GPU.)
+- NumPy with batches of up to 16 rows: a step's fixed cost (about 150 us,
+  see :data:`STEP_OVERHEAD`) outweighs its arithmetic, so the same factor-2
+  padding costs little.
+- NumPy with larger batches: the arithmetic dominates. Stacking saved
+  1.1-2.3x per member-epoch there in ``benchmarks/sweep.py`` (hidden 64,
+  batch 256, 8 to 256 members, on a shared 2-core machine), while padding a
+  member to twice its width doubles its work, so only equal widths share a
+  stack and the cores are filled with processes instead.
+
 Groups are then cut into chunks of at most ``max_group`` members and at most
-``max_bytes`` of estimated working memory.
+``max_bytes`` of estimated working memory, and returned costliest first so
+that a pool of workers ends at about the same time (longest job first).
 """
 
 from __future__ import annotations
@@ -24,9 +34,19 @@ from dataclasses import dataclass
 
 from mlp_backend.sweep.spec import Trial
 
-MAX_WIDTH_RATIO = 2.0
+PADDED_RATIO = 2.0
+#: NumPy batches up to this many rows are overhead-bound (see the module doc).
+SMALL_BATCH = 16
+#: A NumPy step's fixed cost in row-units (rows x hidden units), measured.
+STEP_OVERHEAD = 4096
 SHARED_KEYS = (
-    "activation", "optimizer", "batch_size", "epochs", "schedule", "patience", "metric"
+    "activation",
+    "optimizer",
+    "batch_size",
+    "epochs",
+    "schedule",
+    "patience",
+    "metric",
 )
 
 
@@ -50,20 +70,47 @@ def member_bytes(trial: Trial, n_rows: int, n_features: int, itemsize: int) -> i
     backward activations of one batch.
     """
     sizes = (n_features, *trial["hidden"], 1)
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     batch = min(int(trial["batch_size"]), n_rows)
     activations = 3 * batch * sum(sizes)
     return itemsize * (n_rows * (n_features + 1) + 4 * params + activations)
 
 
-def _width_bands(trials: Sequence[Trial], order: list[int]) -> list[list[int]]:
+def width_ratio(backend: str, batch_size: int) -> float:
+    """The largest ``widest / narrowest`` per layer that one stack may hold."""
+    if backend == "cupy" or batch_size <= SMALL_BATCH:
+        return PADDED_RATIO
+    return 1.0
+
+
+def group_cost(trials: Sequence[Trial], group: Group) -> float:
+    """Relative time of a group per training row, in "row-units".
+
+    A step costs a fixed overhead plus ``members x batch x padded units``;
+    on NumPy the overhead (about 150 us, the arithmetic of some 4,000
+    row-units) is what batch-1 steps are made of, so there a 5-wide group
+    takes as long as a 100-wide one.
+    """
+    first = trials[group.trials[0]]
+    widest = [
+        max(col)
+        for col in zip(*(trials[i]["hidden"] for i in group.trials), strict=True)
+    ]
+    batch = int(first["batch_size"])
+    per_step = STEP_OVERHEAD + len(group.trials) * batch * sum(widest)
+    return int(first["epochs"]) / batch * per_step
+
+
+def _width_bands(
+    trials: Sequence[Trial], order: list[int], ratio: float
+) -> list[list[int]]:
     """Splits trials sorted by width wherever the ratio rule would break."""
     bands: list[list[int]] = []
     for i in order:
         widths = trials[i]["hidden"]
         if bands:
             first = trials[bands[-1][0]]["hidden"]
-            if all(w <= MAX_WIDTH_RATIO * f for w, f in zip(widths, first)):
+            if all(w <= ratio * f for w, f in zip(widths, first, strict=True)):
                 bands[-1].append(i)
                 continue
         bands.append([i])
@@ -80,8 +127,9 @@ def plan_groups(
     n_rows: int = 0,
     n_features: int = 0,
     itemsize: int = 4,
+    backend: str = "numpy",
 ) -> list[Group]:
-    """Groups the trials ``indices`` into stacks, in a deterministic order.
+    """Groups the trials ``indices`` into stacks, costliest first.
 
     Args:
         trials: Every trial of the sweep.
@@ -90,19 +138,24 @@ def plan_groups(
         max_group: Most members per stack (``--max-group``).
         max_bytes: Most estimated bytes per stack (``--max-bytes``), or None.
         n_rows, n_features, itemsize: The training data, for the estimate.
+        backend: ``numpy`` or ``cupy``: decides how much padding pays.
     """
     assert max_group >= 1, "max_group must be positive"
     if not fuse:
-        return [Group((i,)) for i in indices]
+        singles = [Group((i,)) for i in indices]
+        return sorted(singles, key=lambda g: -group_cost(trials, g))
     by_key: dict[tuple, list[int]] = {}
     for i in indices:
         by_key.setdefault(shared_key(trials[i]), []).append(i)
     groups = []
     for members in by_key.values():
         order = sorted(members, key=lambda i: (tuple(trials[i]["hidden"]), i))
-        for band in _width_bands(trials, order):
-            groups += _chunks(trials, band, max_group, max_bytes, n_rows, n_features, itemsize)
-    return groups
+        ratio = width_ratio(backend, int(trials[members[0]]["batch_size"]))
+        for band in _width_bands(trials, order, ratio):
+            groups += _chunks(
+                trials, band, max_group, max_bytes, n_rows, n_features, itemsize
+            )
+    return sorted(groups, key=lambda g: -group_cost(trials, g))
 
 
 def _chunks(
@@ -118,9 +171,15 @@ def _chunks(
     current: list[int] = []
     for i in band:
         # Padding makes every member as costly as the band's widest so far.
-        widest = dict(trials[i], hidden=tuple(
-            max(col) for col in zip(*(trials[j]["hidden"] for j in [*current, i]))
-        ))
+        widest = dict(
+            trials[i],
+            hidden=tuple(
+                max(col)
+                for col in zip(
+                    *(trials[j]["hidden"] for j in [*current, i]), strict=True
+                )
+            ),
+        )
         cost = member_bytes(widest, n_rows, n_features, itemsize) * (len(current) + 1)
         too_big = max_bytes is not None and cost > max_bytes
         if current and (len(current) >= max_group or too_big):
@@ -130,3 +189,26 @@ def _chunks(
     if current:
         chunks.append(Group(tuple(sorted(current))))
     return chunks
+
+
+def balance(
+    trials: Sequence[Trial], groups: Sequence[Group], workers: int
+) -> list[Group]:
+    """Halves groups costlier than a worker's fair share, costliest first.
+
+    With several workers a sweep ends when the busiest one does; a group
+    above ``total / workers`` would keep one worker busy after the others
+    finished, so it is split (stacks of half the size lose little on NumPy,
+    see the module doc).
+    """
+    share = sum(group_cost(trials, g) for g in groups) / max(1, workers)
+    out: list[Group] = []
+    pending = list(groups)
+    while pending:
+        group = pending.pop()
+        if workers > 1 and len(group.trials) > 1 and group_cost(trials, group) > share:
+            half = len(group.trials) // 2
+            pending += [Group(group.trials[:half]), Group(group.trials[half:])]
+        else:
+            out.append(group)
+    return sorted(out, key=lambda g: -group_cost(trials, g))

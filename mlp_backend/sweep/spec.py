@@ -41,7 +41,7 @@ KEYS = tuple(DEFAULTS)
 #: Keys that random search draws log-uniformly from a ``[low, high]`` range.
 LOG_UNIFORM = ("lr", "weight_decay")
 #: Keys of a spec file that are not trial keys.
-SPEC_KEYS = ("search", "trials", "seed", "repeats")
+SPEC_KEYS = ("search", "trials", "sample_seed", "repeats")
 
 PRESETS: dict[str, dict[str, list[Any]]] = {
     # The reference experiment: one tanh layer, sigmoid output with binary
@@ -83,7 +83,9 @@ def _number(kind: type) -> Callable[[Any, str], Any]:
         try:
             number = kind(value)
         except (TypeError, ValueError):
-            raise UsageError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+            raise UsageError(
+                f"{where}: expected {kind.__name__}, got {value!r}"
+            ) from None
         if kind is float and not math.isfinite(number):
             raise UsageError(f"{where}: expected a finite number, got {value!r}")
         return number
@@ -177,7 +179,7 @@ def grid(values: Mapping[str, Sequence[Any]], repeats: int = 1) -> list[Trial]:
     lists = [list(values.get(k, [DEFAULTS[k]])) for k in keys]
     trials = []
     for point in itertools.product(*lists):
-        base = dict(zip(keys, point))
+        base = dict(zip(keys, point, strict=True))
         for r in range(repeats):
             trials.append({**base, "seed": int(base["seed"]) + r})
     return trials
@@ -200,10 +202,14 @@ def from_options(lists: Mapping[str, str | None], repeats: int) -> list[Trial]:
     return trials
 
 
-def from_preset(name: str, overrides: Mapping[str, str | None], repeats: int) -> list[Trial]:
+def from_preset(
+    name: str, overrides: Mapping[str, str | None], repeats: int
+) -> list[Trial]:
     """A named preset; options given on the command line replace its lists."""
     if name not in PRESETS:
-        raise UsageError(f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+        raise UsageError(
+            f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}"
+        )
     values: dict[str, list[Any]] = dict(PRESETS[name])
     for key, text in overrides.items():
         if text is not None:
@@ -239,13 +245,15 @@ def from_spec(
     The file has ``search = "grid"`` (default) or ``"random"``; each trial key
     is a value or a list. For random search a two-number list of ``lr`` or
     ``weight_decay`` is a log-uniform range, every other list a set of
-    choices; ``trials`` (or ``--trials``) draws that many, seeded by ``seed``.
+    choices; ``trials`` (or ``--trials``) draws that many, seeded by
+    ``sample_seed`` (``seed`` is the trials' training seed, as on the command line).
 
     Args:
         spec: The parsed TOML table.
         source: The file, to name in errors.
         n_trials: ``--trials``; overrides the file's ``trials``.
     """
+
     def where(key: str) -> str:
         return f"{source}: {key}"
 
@@ -256,9 +264,11 @@ def from_spec(
         )
     search = spec.get("search", "grid")
     if search not in ("grid", "random"):
-        raise UsageError(f"{where('search')}: expected 'grid' or 'random', got {search!r}")
+        raise UsageError(
+            f"{where('search')}: expected 'grid' or 'random', got {search!r}"
+        )
     repeats = _number(int)(spec.get("repeats", 1), where("repeats"))
-    seed = _number(int)(spec.get("seed", 0), where("seed"))
+    seed = _number(int)(spec.get("sample_seed", 0), where("sample_seed"))
     # A list is a set of choices; for hidden each choice is 64, "64x32" or [64, 32].
     raw = {k: v if isinstance(v, list) else [v] for k, v in spec.items() if k in KEYS}
     if search == "grid":
@@ -271,8 +281,10 @@ def from_spec(
         count = n_trials if n_trials is not None else spec.get("trials")
         count = _number(int)(count, where("trials")) if count is not None else None
         if count is None or count < 1:
-            raise UsageError(f"{where('trials')}: random search needs trials >= 1 "
-                             "(in the file or --trials)")
+            raise UsageError(
+                f"{where('trials')}: random search needs trials >= 1 "
+                "(in the file or --trials)"
+            )
         trials = _random(raw, count, seed, repeats, where)
     for trial in trials:
         check_trial(trial, where)
@@ -305,7 +317,9 @@ def _random(
             else:
                 if not options:
                     raise UsageError(f"{where(key)}: the list is empty")
-                value = PARSERS[key](options[int(rng.integers(len(options)))], where(key))
+                value = PARSERS[key](
+                    options[int(rng.integers(len(options)))], where(key)
+                )
             point[key] = [value]
         trials += grid(point, repeats)
     return trials

@@ -1,0 +1,185 @@
+"""Fused sweeps against one configuration at a time: prints times and ratios.
+
+Usage::
+
+    MLP_BACKEND_DATA=path/to/magic04.data python benchmarks/sweep.py [--reference]
+
+1. The 16-configuration grid (hidden 16, 32, 64, 128 x lr 0.1, 0.03, 0.01,
+   0.003; one relu layer; SGD with momentum; batch 256; 20 epochs on MAGIC):
+   the whole ``mlp-backend sweep`` command, fused with the default workers,
+   against ``--no-fuse --workers 1``.
+2. Time per member-epoch of the Trainer for 1, 8, 64 and 256 stacked members.
+3. One-at-a-time PyTorch on the same grid, when torch is installed.
+4. With ``--reference``: ``--preset reference`` fused and with ``--no-fuse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAUNCH = (
+    "from mlp_backend.cli import main; from mlp_backend.sweep_command import sweep; "
+    "main.add_command(sweep); main()"
+)
+GRID = [
+    "--hidden",
+    "16,32,64,128",
+    "--lr",
+    "0.1,0.03,0.01,0.003",
+    "--activation",
+    "relu",
+    "--optimizer",
+    "momentum",
+    "--batch-size",
+    "256",
+    "--epochs",
+    "20",
+    "--patience",
+    "0",
+    "--backend",
+    "numpy",
+]
+
+
+def data_path() -> Path:
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "magic04.data"
+    path = Path(os.environ.get("MLP_BACKEND_DATA", default))
+    if not path.is_file():
+        sys.exit(f"MAGIC not found at {path}; set MLP_BACKEND_DATA")
+    return path
+
+
+def time_command(args: list[str], runs: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", LAUNCH, "-q", "sweep", *args, "--runs-dir", str(runs)],
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def member_epoch_times(
+    data: Path, counts: list[int], epochs: int = 2
+) -> dict[int, float]:
+    from mlp_backend.backend import get_backend
+    from mlp_backend.job import load_dataset
+    from mlp_backend.train import Member, TrainConfig, Trainer, to_device
+
+    dataset = load_dataset(str(data))
+    backend = get_backend("numpy", "float32")
+    device = to_device(
+        backend,
+        dataset.task,
+        dataset.n_classes,
+        dataset.parts["train"],
+        dataset.parts["val"],
+    )
+    config = TrainConfig(
+        activation="relu",
+        optimizer="momentum",
+        batch_size=256,
+        epochs=epochs,
+        patience=0,
+    )
+    times = {}
+    for m in counts:
+        members = [Member(hidden=(64,), lr=0.01, seed=s) for s in range(m)]
+        start = time.perf_counter()
+        Trainer(backend, config, members, device).run()
+        times[m] = (time.perf_counter() - start) / (m * epochs)
+    return times
+
+
+def torch_grid(torch, data: Path) -> float:
+    """The same 16 configurations as a plain PyTorch loop, one after another."""
+    from mlp_backend.job import load_dataset
+
+    dataset = load_dataset(str(data))
+    X, y = (torch.tensor(a) for a in dataset.parts["train"])
+    X, y = X.float(), y.float().reshape(-1, 1)
+    start = time.perf_counter()
+    for hidden in (16, 32, 64, 128):
+        for lr in (0.1, 0.03, 0.01, 0.003):
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(
+                torch.nn.Linear(X.shape[1], hidden),
+                torch.nn.ReLU(),
+                torch.nn.Linear(hidden, 1),
+            )
+            optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+            loss_fn = torch.nn.BCEWithLogitsLoss()
+            for _ in range(20):
+                order = torch.randperm(X.shape[0])
+                for s in range(0, X.shape[0], 256):
+                    rows = order[s : s + 256]
+                    optimizer.zero_grad()
+                    loss_fn(model(X[rows]), y[rows]).backward()
+                    optimizer.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="Also time --preset reference (minutes on a CPU).",
+    )
+    args = parser.parse_args()
+    data = data_path()
+    print(f"data {data}, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp)
+        grid = [*GRID, "--data", str(data)]
+        fused = time_command([*grid, "--name", "fused"], runs)
+        alone = time_command(
+            [*grid, "--name", "alone", "--no-fuse", "--workers", "1"], runs
+        )
+        print(
+            f"16-config grid, whole command: fused {fused:.1f}s, "
+            f"--no-fuse --workers 1 {alone:.1f}s, ratio {alone / fused:.2f}x"
+        )
+
+        times = member_epoch_times(data, [1, 8, 64, 256])
+        for m, t in times.items():
+            print(
+                f"{m:4d} members: {1e3 * t:7.2f} ms per member-epoch, "
+                f"{times[1] / t:5.2f}x of one member"
+            )
+
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch comparison skipped: torch is not installed")
+        else:
+            seconds = torch_grid(torch, data)
+            print(
+                f"16-config grid, one-at-a-time PyTorch {torch.__version__}: "
+                f"{seconds:.1f}s, ratio to the fused sweep {seconds / fused:.2f}x"
+            )
+
+        if args.reference:
+            reference = [
+                "--preset",
+                "reference",
+                "--data",
+                str(data),
+                "--backend",
+                "numpy",
+            ]
+            fused = time_command([*reference, "--name", "ref-fused"], runs)
+            alone = time_command([*reference, "--name", "ref-alone", "--no-fuse"], runs)
+            print(
+                f"--preset reference: fused {fused:.1f}s, --no-fuse {alone:.1f}s, "
+                f"ratio {alone / fused:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

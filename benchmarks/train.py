@@ -1,0 +1,234 @@
+"""Training speed against PyTorch and scikit-learn on MAGIC, measured side by side.
+
+The same network, optimizer, batch size, split and epochs in three
+implementations, interleaved in one process over several repeats:
+
+- mlp-backend's ``Trainer`` (its per-epoch figure is the training pass: batch
+  order, gather, steps and the end-of-epoch check, without validation);
+- PyTorch's CPU build in a plain loop as its tutorials write one
+  (``DataLoader`` with shuffling, ``loss.backward()``, ``optimizer.step()``);
+- scikit-learn's ``MLPClassifier`` with early stopping off.
+
+Prints milliseconds per epoch (median and spread), each peer's time divided by
+ours, the test accuracy and ROC AUC of each, the floating-point work per epoch
+with the rate we reach, and the machine's matrix-multiply rate.
+
+    MLP_BACKEND_DATA=../shared/data/magic04.data python benchmarks/train.py
+
+Needs the ``bench`` extra (``pip install -e '.[bench]'``); a peer that is not
+installed is reported as missing rather than failing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlp_backend.backend import get_backend
+from mlp_backend.job import Dataset, load_dataset
+from mlp_backend.metrics import binary_report
+from mlp_backend.model import Shape, Stack
+from mlp_backend.train import Member, TrainConfig, Trainer, to_device
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    hidden: tuple[int, ...]
+    activation: str
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+
+
+CASES = [
+    Case("(64,32) relu adam b64", (64, 32), "relu", "adam", 0.001, 64, 3),
+    Case("(64,32) relu adam b256", (64, 32), "relu", "adam", 0.001, 256, 5),
+    Case("(64,32) relu adam b1024", (64, 32), "relu", "adam", 0.001, 1024, 8),
+    Case("(100,) tanh sgd b1", (100,), "tanh", "sgd", 0.01, 1, 1),
+]
+
+
+def flops_per_epoch(case: Case, n: int, n_features: int) -> float:
+    """Multiply-adds x 2 of one training epoch: forward, dW and delta products."""
+    sizes = (n_features, *case.hidden, 1)
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(a * b for a, b in pairs)
+    backward_dW = forward
+    backward_delta = forward - pairs[0][0] * pairs[0][1]
+    return 2.0 * n * (forward + backward_dW + backward_delta)
+
+
+def test_scores(y: np.ndarray, proba: np.ndarray) -> tuple[float, float]:
+    report = binary_report(None, np.asarray(y, dtype=np.int64), np.asarray(proba, dtype=np.float64))
+    return report["accuracy"], report["roc_auc"]
+
+
+def run_ours(case: Case, data: Dataset) -> tuple[float, float, float]:
+    backend = get_backend("numpy", "float32")
+    device = to_device(backend, data.task, 2, data.parts["train"], data.parts["val"])
+    config = TrainConfig(
+        activation=case.activation,
+        optimizer=case.optimizer,
+        batch_size=case.batch_size,
+        epochs=case.epochs,
+        patience=0,
+    )
+    member = Member(case.hidden, case.lr, momentum=0.0, seed=0)
+    result = Trainer(backend, config, [member], device).run()[0]
+    seconds = statistics.median(r["seconds"] for r in result.history)
+    shape = Shape(device.X_train.shape[1], case.hidden, 1, case.activation, "binary_cross_entropy")
+    stack = Stack.from_host(backend, shape, [result.params])
+    X_test, y_test = data.parts["test"]
+    proba = backend.to_host(stack.predict_output(backend.asarray(X_test[None]))[0, :, 0])
+    return (seconds, *test_scores(y_test, proba))
+
+
+def run_torch(case: Case, data: Dataset) -> tuple[float, float, float]:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    X, y = data.parts["train"]
+    loader = DataLoader(
+        TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)),
+        batch_size=case.batch_size,
+        shuffle=True,
+    )
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[case.activation]
+    layers: list[nn.Module] = []
+    fan_in = X.shape[1]
+    for width in case.hidden:
+        layers += [nn.Linear(fan_in, width), act()]
+        fan_in = width
+    model = nn.Sequential(*layers, nn.Linear(fan_in, 1))
+    loss_fn = nn.BCEWithLogitsLoss()
+    optimizer = (
+        torch.optim.Adam(model.parameters(), lr=case.lr)
+        if case.optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=case.lr)
+    )
+    times = []
+    for _ in range(case.epochs):
+        tick = time.perf_counter()
+        model.train()
+        for xb, yb in loader:
+            loss = loss_fn(model(xb)[:, 0], yb)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        times.append(time.perf_counter() - tick)
+    X_test, y_test = data.parts["test"]
+    with torch.no_grad():
+        proba = torch.sigmoid(model(torch.tensor(X_test, dtype=torch.float32))[:, 0]).numpy()
+    return (statistics.median(times), *test_scores(y_test, proba))
+
+
+def run_sklearn(case: Case, data: Dataset) -> tuple[float, float, float]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = data.parts["train"]
+    clf = MLPClassifier(
+        hidden_layer_sizes=case.hidden,
+        activation=case.activation,
+        solver=case.optimizer,
+        learning_rate_init=case.lr,
+        momentum=0.0,
+        batch_size=case.batch_size,
+        max_iter=case.epochs,
+        shuffle=True,
+        tol=0.0,
+        n_iter_no_change=case.epochs + 1,
+        alpha=0.0,
+        random_state=0,
+    )
+    tick = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X.astype(np.float32), y)
+    seconds = (time.perf_counter() - tick) / case.epochs
+    X_test, y_test = data.parts["test"]
+    proba = clf.predict_proba(X_test.astype(np.float32))[:, 1]
+    return (seconds, *test_scores(y_test, proba))
+
+
+def matmul_rate() -> dict[str, float]:
+    """GFLOP/s of float32 matrix products: one large, one of the network's size."""
+    rng = np.random.default_rng(0)
+    rates = {}
+    for label, (m, k, n), reps in (("1024^3", (1024, 1024, 1024), 10), ("256x64x32", (256, 64, 32), 3000)):
+        a = rng.normal(size=(m, k)).astype(np.float32)
+        b = rng.normal(size=(k, n)).astype(np.float32)
+        a @ b
+        tick = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        rates[label] = 2.0 * m * k * n * reps / (time.perf_counter() - tick) / 1e9
+    return rates
+
+
+PEERS = {"mlp-backend": run_ours, "pytorch": run_torch, "sklearn": run_sklearn}
+
+
+def available(name: str) -> bool:
+    module = {"pytorch": "torch", "sklearn": "sklearn"}.get(name)
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", default="all", help="Comma list of case indices, or all.")
+    args = parser.parse_args()
+    cases = CASES if args.cases == "all" else [CASES[int(i)] for i in args.cases.split(",")]
+    data = load_dataset(None)
+    n, d = data.parts["train"][0].shape
+    peers = {k: f for k, f in PEERS.items() if available(k)}
+    missing = sorted(set(PEERS) - set(peers))
+    if missing:
+        print(f"not installed, not measured: {', '.join(missing)}")
+
+    rates = matmul_rate()
+    print("machine matmul rate (float32): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in rates.items()))
+    print(f"train rows {n}, features {d}, repeats {args.repeats}\n")
+    header = f"{'case':26} {'impl':12} {'ms/epoch':>9} {'spread':>15} {'peer/us':>8} {'acc':>7} {'auc':>7}"
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in peers}
+        for _ in range(args.repeats):
+            for name, run in peers.items():
+                results[name].append(run(case, data))
+        ours = statistics.median(r[0] for r in results["mlp-backend"])
+        for name, rows in results.items():
+            times = [r[0] * 1e3 for r in rows]
+            med = statistics.median(times)
+            ratio = statistics.median(r[0] for r in rows) / ours
+            acc, auc = rows[-1][1], rows[-1][2]
+            print(
+                f"{case.name:26} {name:12} {med:9.2f} {min(times):7.2f}-{max(times):<7.2f}"
+                f" {ratio:8.2f} {acc:7.4f} {auc:7.4f}"
+            )
+        flops = flops_per_epoch(case, n, d)
+        print(
+            f"{'':26} floor: {flops / 1e6:.1f} MFLOP/epoch, ours {flops / ours / 1e9:.2f} GFLOP/s"
+            f" ({ours * 1e6 / n:.2f} us/sample)\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

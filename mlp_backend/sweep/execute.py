@@ -1,0 +1,181 @@
+"""Running a sweep's groups behind the ``concurrent.futures.Executor`` interface.
+
+One code path serves every place trials run: :class:`InlineExecutor` (this
+process, ``--workers 1``), a ``ProcessPoolExecutor`` (local processes) and
+a Dask ``distributed.Client``'s executor (``--scheduler``, ``--dask-local``).
+Workers write the trial run folders; the client receives each group's
+records and alone writes ``results.jsonl`` and ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mlp_backend.errors import UsageError
+from mlp_backend.runs import RunFolder
+from mlp_backend.sweep.folder import SweepFolder, result_record
+from mlp_backend.sweep.plan import Group
+from mlp_backend.sweep.spec import Trial
+from mlp_backend.sweep.worker import DataSpec, GroupJob, run_group
+
+logger = logging.getLogger(__name__)
+
+#: BLAS thread pools in each worker process: one, since the processes already
+#: fill the cores and nested pools would fight over them.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class InlineExecutor(Executor):
+    """Runs each submitted call at once in this process (``--workers 1``)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def default_workers(groups: int) -> int:
+    """One process per core, but no more than there are groups to run."""
+    return max(1, min(os.cpu_count() or 1, groups))
+
+
+@contextmanager
+def open_executor(
+    workers: int, scheduler: str | None = None, dask_local: int | None = None
+) -> Iterator[Executor]:
+    """The executor the options ask for, closed on exit.
+
+    Args:
+        workers: Local processes; 1 runs in this process.
+        scheduler: Address of a running Dask scheduler, ``tcp://host:port``.
+        dask_local: Start a Dask ``LocalCluster`` of this many processes.
+
+    Raises:
+        UsageError: Dask is asked for but not installed.
+    """
+    if scheduler is not None or dask_local is not None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise UsageError(
+                f"--scheduler/--dask-local need Dask ({exc}); install it with "
+                "pip install 'mlp-backend[cluster]'"
+            ) from None
+        if dask_local is not None:
+            with (
+                _single_threaded(),
+                LocalCluster(
+                    n_workers=dask_local,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                yield client.get_executor()
+        else:
+            with Client(scheduler) as client:
+                yield client.get_executor()
+        return
+    if workers == 1:
+        yield InlineExecutor()
+        return
+    # spawn, not fork: forking a process that may hold threads is unsafe.
+    context = multiprocessing.get_context("spawn")
+    with _single_threaded(), ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield pool
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Child processes started in the block inherit one-thread BLAS settings."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a sweep's trials are trained, shared by all groups."""
+
+    data: DataSpec
+    backend: str | None
+    dtype: str
+    prune: str | None = None
+
+
+def run_groups(
+    folder: SweepFolder,
+    trials: Sequence[Trial],
+    groups: Sequence[Group],
+    settings: Settings,
+    executor: Executor,
+    on_result: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> list[dict[str, Any]]:
+    """Submits every group, records each trial as its group ends.
+
+    A group whose worker died or whose call raised outside the trials'
+    own handling marks all its trials ``failed``; the others go on.
+
+    Returns:
+        The results records written, in the order the groups ended.
+    """
+    futures = {}
+    for group in groups:
+        job = GroupJob(
+            str(folder.path),
+            settings.data,
+            settings.backend,
+            settings.dtype,
+            tuple((i, trials[i]) for i in group.trials),
+            settings.prune,
+        )
+        futures[executor.submit(run_group, job)] = group
+    written = []
+    for future in as_completed(futures):
+        group = futures[future]
+        try:
+            outcomes = future.result()
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            logger.error("group %s was lost: %s", list(group.trials), message)
+            outcomes = [
+                {"trial": i, "state": "failed", "error": message, "summary": None}
+                for i in group.trials
+            ]
+            # The worker cannot say so itself: mark its trial folders for readers.
+            for i in group.trials:
+                trial = RunFolder(folder.trial_path(i))
+                if trial.path.is_dir():
+                    trial.set_status("failed", reason=message)
+        for outcome in outcomes:
+            i = outcome["trial"]
+            record = result_record(
+                i,
+                trials[i],
+                outcome["state"],
+                outcome["summary"],
+                outcome["error"],
+                outcome.get("members"),
+            )
+            folder.add_result(record)
+            written.append(record)
+            on_result(record)
+    return written

@@ -1,0 +1,258 @@
+"""Reading a finished (or running) sweep: leaderboard, results.csv, figures.
+
+Figures need matplotlib (the optional extra ``plot``); the leaderboard and
+``results.csv`` do not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlp_backend.errors import UsageError
+from mlp_backend.sweep.folder import SweepFolder, result_record
+from mlp_backend.sweep.spec import KEYS
+
+#: Columns where lower is better; every other metric is sorted highest first.
+LOWER_IS_BETTER = ("loss", "mse", "log_loss", "seconds", "best_value")
+LEADERBOARD = (
+    "trial",
+    "state",
+    "hidden",
+    "lr",
+    "optimizer",
+    "epochs_run",
+    "val_loss",
+    "val_f1",
+    "test_f1",
+    "test_roc_auc",
+)
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` found and wrote.
+
+    Attributes:
+        rows: Results records, best first by ``sort_by``.
+        sort_by: The sorting column.
+        pruning: Epochs planned, epochs run and trials pruned, or None when
+            the sweep pruned nothing.
+        figures: PNG files written.
+    """
+
+    path: Path
+    rows: list[dict[str, Any]]
+    sort_by: str
+    pruning: dict[str, Any] | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def _lower_is_better(column: str) -> bool:
+    return any(column.endswith(s) for s in LOWER_IS_BETTER)
+
+
+def sort_rows(rows: Sequence[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    """Best first; rows without a number in ``column`` last, by trial."""
+    sign = 1.0 if _lower_is_better(column) else -1.0
+
+    def key(row: dict[str, Any]) -> tuple[float, int]:
+        value = row.get(column)
+        good = isinstance(value, (int, float)) and math.isfinite(value)
+        return (sign * value if good else math.inf, row["trial"])
+
+    return sorted(rows, key=key)
+
+
+def pruning_savings(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Member-epochs saved by pruning: planned versus run, over the pruned trials."""
+    pruned = [r for r in rows if r["state"] == "pruned"]
+    if not pruned:
+        return None
+    planned = sum(int(r["epochs"]) for r in rows)
+    run = sum(int(r["epochs_run"] or 0) for r in rows)
+    return {
+        "pruned": len(pruned),
+        "planned_epochs": planned,
+        "run_epochs": run,
+        "saved_fraction": 1.0 - run / planned if planned else 0.0,
+    }
+
+
+def build_report(
+    path: Path, sort_by: str, x_key: str, y_key: str, figures: bool = True
+) -> Report:
+    """Reads the sweep, rewrites ``results.csv`` and writes the figures.
+
+    Raises:
+        UsageError: An unknown column or hyperparameter, or matplotlib missing.
+    """
+    folder = SweepFolder(path)
+    info = folder.read()
+    trials = SweepFolder.trials_of(info)
+    results = folder.results()
+    # Trials that ended but have no results line yet (the sweep is running).
+    for i, summary in folder.finished(len(trials)).items():
+        results.setdefault(i, result_record(i, trials[i], summary["state"], summary))
+    rows = [results[i] for i in sorted(results)]
+    columns = {k for row in rows for k in row}
+    if rows and sort_by not in columns:
+        raise UsageError(
+            f"--sort: no column {sort_by!r}; choose from {', '.join(sorted(columns))}"
+        )
+    for option, key in (("--x", x_key), ("--y", y_key)):
+        if key not in KEYS:
+            raise UsageError(
+                f"{option}: expected a hyperparameter ({', '.join(KEYS)}), got {key!r}"
+            )
+    folder.write_csv(results)
+    report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
+    if figures and rows:
+        report.figures = write_figures(path, rows, sort_by, x_key, y_key)
+    return report
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    file = path / "metrics.jsonl"
+    if not file.is_file():
+        return []
+    lines = file.read_text().splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n")]
+
+
+def write_figures(
+    path: Path, rows: Sequence[dict[str, Any]], metric: str, x_key: str, y_key: str
+) -> list[Path]:
+    """Curves per epoch by hidden size and by learning rate, and a heatmap."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise UsageError(
+            f"figures need matplotlib ({exc}); install it with "
+            "pip install 'mlp-backend[plot]', or pass --no-figures"
+        ) from None
+    histories = {r["trial"]: _history(path / r["name"]) for r in rows}
+    written = []
+    for key in ("hidden", "lr"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+        values = sorted({r[key] for r in rows}, key=_order)
+        colours = plt.get_cmap("viridis")
+        for panel, column in zip(axes, ("val_loss", "val_f1"), strict=True):
+            for row in rows:
+                history = histories[row["trial"]]
+                shade = colours(values.index(row[key]) / max(1, len(values) - 1))
+                panel.plot(
+                    [h["epoch"] for h in history],
+                    [h.get(column) for h in history],
+                    color=shade,
+                    alpha=0.8,
+                )
+            panel.set_xlabel("epoch")
+            panel.set_ylabel(column)
+        for v in values:
+            shade = colours(values.index(v) / max(1, len(values) - 1))
+            axes[1].plot([], [], color=shade, label=f"{key} {v}")
+        axes[1].legend(fontsize="small")
+        fig.suptitle(f"validation curves by {key}")
+        out = path / f"curves_by_{key}.png"
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        written.append(out)
+    written.append(_heatmap(plt, path, rows, metric, x_key, y_key))
+    return written
+
+
+def _order(value: Any) -> tuple:
+    if isinstance(value, str):
+        return (0, tuple(int(p) if p.isdigit() else 0 for p in value.split("x")), value)
+    return (1, (), value)
+
+
+def _heatmap(
+    plt: Any,
+    path: Path,
+    rows: Sequence[dict[str, Any]],
+    metric: str,
+    x_key: str,
+    y_key: str,
+) -> Path:
+    """Best ``metric`` over the other hyperparameters, per (x, y) cell."""
+    xs = sorted({r[x_key] for r in rows}, key=_order)
+    ys = sorted({r[y_key] for r in rows}, key=_order)
+    best = [[math.nan] * len(xs) for _ in ys]
+    lower = _lower_is_better(metric)
+    for row in rows:
+        value = row.get(metric)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        cell = (ys.index(row[y_key]), xs.index(row[x_key]))
+        old = best[cell[0]][cell[1]]
+        if math.isnan(old) or (value < old if lower else value > old):
+            best[cell[0]][cell[1]] = value
+    fig, ax = plt.subplots(
+        figsize=(1.2 * len(xs) + 3, 0.8 * len(ys) + 2), constrained_layout=True
+    )
+    image = ax.imshow(best, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    found = [v for line in best for v in line if not math.isnan(v)]
+    middle = (min(found) + max(found)) / 2 if found else 0.0
+    for r, line in enumerate(best):
+        for c, value in enumerate(line):
+            if math.isnan(value):
+                continue
+            # Dark text on the bright (high) end of viridis, light text elsewhere.
+            shade = "k" if value > middle else "w"
+            ax.text(c, r, f"{value:.3f}", ha="center", va="center", color=shade)
+    fig.colorbar(image, ax=ax, label=f"best {metric}")
+    out = path / f"heatmap_{metric}_{x_key}_{y_key}.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def leaderboard(report: Report) -> Any:
+    """The leaderboard as a rich ``Table``, best first (the caller prints it)."""
+    from rich.table import Table
+
+    table = Table(title=f"{report.path.name}: best {report.sort_by} first")
+    columns = list(LEADERBOARD)
+    if report.sort_by not in columns:
+        columns.append(report.sort_by)
+    for column in columns:
+        table.add_column(
+            column,
+            justify="left" if column in ("state", "hidden", "optimizer") else "right",
+        )
+    for row in report.rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    return table
+
+
+def pruning_line(report: Report) -> str | None:
+    """How much compute pruning saved, or None when nothing was pruned."""
+    if not report.pruning:
+        return None
+    p = report.pruning
+    return (
+        f"pruning: {p['pruned']} trials pruned; {p['run_epochs']} of "
+        f"{p['planned_epochs']} member-epochs run "
+        f"({100 * p['saved_fraction']:.0f}% compute saved)"
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

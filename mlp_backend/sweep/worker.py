@@ -1,0 +1,285 @@
+"""What runs on a worker: one fused group of trials, start to summaries.
+
+:func:`run_group` is the unit an executor runs (in this process, in a local
+process pool or on a Dask worker). It writes each trial's run folder in the
+core format through :class:`~mlp_backend.job.Recorder` and
+:func:`~mlp_backend.job.finish_run`, so the monitor follows trials exactly
+like single runs, and returns plain records the client writes to the sweep's
+results. Nothing it returns holds arrays, so results pickle cheaply.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import shutil
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlp_backend.backend import Backend, get_backend
+from mlp_backend.job import (
+    Dataset,
+    Recorder,
+    StopFlag,
+    evaluate,
+    finish_run,
+    load_dataset,
+    run_config,
+)
+from mlp_backend.model import Shape, Stack
+from mlp_backend.persist import SavedModel
+from mlp_backend.runs import RunFolder
+from mlp_backend.sweep.folder import trial_name
+from mlp_backend.sweep.spec import Trial, member, train_config
+from mlp_backend.train import MONITORS, DeviceData, MemberResult, Trainer, to_device
+
+logger = logging.getLogger(__name__)
+
+LOSSES = {
+    "binary": "binary_cross_entropy",
+    "multiclass": "softmax_cross_entropy",
+    "regression": "mean_squared_error",
+}
+#: Successive halving looks at the members after these fractions of the epochs.
+RUNGS = (1 / 8, 1 / 4, 1 / 2)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a sweep's data comes from; every worker loads and splits it alike."""
+
+    data: str | None
+    test_data: str | None = None
+    task: str = "classification"
+    label: str | int = -1
+    positive: str | None = None
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """One fused group: what a worker needs, all picklable.
+
+    Attributes:
+        folder: The sweep folder (shared with the workers).
+        trials: ``(index, trial)`` pairs trained as one stack.
+        prune: ``"halving"`` or None.
+    """
+
+    folder: str
+    data: DataSpec
+    backend: str | None
+    dtype: str
+    trials: tuple[tuple[int, Trial], ...]
+    prune: str | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def dataset_for(spec: DataSpec) -> Dataset:
+    """The data set, loaded once per process and split by its fixed seed."""
+    return load_dataset(
+        spec.data,
+        test_data=spec.test_data,
+        task=spec.task,
+        label=spec.label,
+        positive=spec.positive,
+        split_seed=spec.split_seed,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _device_data(spec: DataSpec, backend_name: str | None, dtype: str) -> DeviceData:
+    dataset = dataset_for(spec)
+    backend = get_backend(backend_name, dtype)
+    return to_device(
+        backend,
+        dataset.task,
+        dataset.n_classes,
+        dataset.parts["train"],
+        dataset.parts["val"],
+    )
+
+
+class SuccessiveHalving:
+    """A Trainer pruner: at each rung, stops the worse half of the members.
+
+    Members are ranked by the monitored validation value (a value that is not
+    finite ranks last); ``ceil(n / 2)`` survive each rung.
+
+    Args:
+        epochs: The planned epochs; rungs are at 1/8, 1/4 and 1/2 of them.
+        monitor: The monitored metric, which says whether lower is better.
+    """
+
+    def __init__(self, epochs: int, monitor: str) -> None:
+        self.rungs = sorted({max(1, round(epochs * f)) for f in RUNGS} - {epochs})
+        self.sign = 1.0 if MONITORS[monitor] == "min" else -1.0
+
+    def __call__(self, epoch: int, monitored: dict[int, float]) -> list[int]:
+        if epoch not in self.rungs or len(monitored) < 2:
+            return []
+
+        def badness(j: int) -> float:
+            value = monitored[j]
+            return self.sign * value if math.isfinite(value) else math.inf
+
+        ranked = sorted(monitored, key=lambda j: (badness(j), j))
+        return ranked[math.ceil(len(ranked) / 2) :]
+
+
+def run_group(job: GroupJob) -> list[dict[str, Any]]:
+    """Trains a group; returns one record per trial, in the job's order.
+
+    A group that raises is tried again one trial at a time, so that a bad
+    trial fails alone; a trial that raises on its own is recorded as
+    ``failed`` with its error.
+    """
+    try:
+        return _train(job, job.trials)
+    except Exception as exc:
+        if len(job.trials) == 1:
+            return [_failed(job, *job.trials[0], exc)]
+        logger.warning(
+            "group of %d failed (%s); trying its trials one by one",
+            len(job.trials),
+            exc,
+        )
+    records = []
+    for pair in job.trials:
+        try:
+            records += _train(job, (pair,))
+        except Exception as exc:
+            records.append(_failed(job, *pair, exc))
+    return records
+
+
+def _fresh_folder(path: Path) -> RunFolder:
+    """An empty trial folder: what an earlier, unfinished attempt left is removed."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return RunFolder(path)
+
+
+def _failed(
+    job: GroupJob, index: int, trial: Trial, exc: BaseException
+) -> dict[str, Any]:
+    message = f"{type(exc).__name__}: {exc}"
+    logger.error("trial %d failed: %s", index, message)
+    logger.debug("%s", "".join(traceback.format_exception(exc)))
+    folder = RunFolder(Path(job.folder) / trial_name(index))
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.event(f"failed: {message}", "error")
+    folder.set_status("failed", reason=message)
+    return {"trial": index, "state": "failed", "error": message, "summary": None}
+
+
+def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, Any]]:
+    dataset = dataset_for(job.data)
+    backend = get_backend(job.backend, job.dtype)
+    config = train_config(pairs[0][1])
+    folders: dict[int, RunFolder] = {}
+    configs = []
+    for k, (index, trial) in enumerate(pairs):
+        folder = _fresh_folder(Path(job.folder) / trial_name(index))
+        model = {
+            "hidden": list(trial["hidden"]),
+            "activation": trial["activation"],
+            "loss": LOSSES[dataset.task],
+            "outputs": dataset.n_classes if dataset.task == "multiclass" else 1,
+        }
+        training = {
+            key: trial[key]
+            for key in (
+                "epochs",
+                "batch_size",
+                "lr",
+                "optimizer",
+                "momentum",
+                "weight_decay",
+                "schedule",
+                "patience",
+                "seed",
+            )
+        }
+        training["monitor"] = trial["metric"]
+        cfg = run_config(
+            folder.path.name,
+            dataset,
+            backend,
+            model,
+            training,
+            sweep=Path(job.folder).name,
+            trial=index,
+        )
+        folder.write_config(cfg)
+        folder.set_status("running", epoch=0, epochs=config.epochs)
+        folders[k] = folder
+        configs.append(cfg)
+
+    pruner = SuccessiveHalving(config.epochs, config.monitor) if job.prune else None
+    trainer = Trainer(
+        backend,
+        config,
+        [member(t) for _, t in pairs],
+        _device_data(job.data, job.backend, job.dtype),
+        [Recorder(folders, config.epochs, backend)],
+        StopFlag(list(folders.values())),
+        pruner,
+    )
+    start = time.perf_counter()
+    results = trainer.run()
+    seconds = time.perf_counter() - start
+
+    # Test metrics and files per member, on the weights each one keeps.
+    records = []
+    X_test, y_test = dataset.parts["test"]
+    for k, ((index, trial), result) in enumerate(zip(pairs, results, strict=True)):
+        output = _test_output(backend, dataset, trial, result, X_test)
+        test = evaluate(backend, dataset.task, y_test, output)
+        saved = SavedModel(
+            result.params, dataset.standardizer, dataset.classes, configs[k]
+        )
+        summary = finish_run(folders[k], result, saved, test, seconds, config.monitor)
+        records.append(
+            {
+                "trial": index,
+                "state": result.state,
+                "error": None,
+                "summary": summary,
+                "members": len(pairs),
+            }
+        )
+    return records
+
+
+def _test_output(
+    backend: Backend,
+    dataset: Dataset,
+    trial: Trial,
+    result: MemberResult,
+    X: np.ndarray,
+) -> np.ndarray:
+    """Probabilities ``(rows, classes)`` (values ``(rows,)`` for regression)."""
+    n_outputs = int(result.params[-1].shape[0])
+    shape = Shape(
+        int(X.shape[1]),
+        tuple(trial["hidden"]),
+        n_outputs,
+        trial["activation"],
+        LOSSES[dataset.task],
+    )
+    stack = Stack.from_host(backend, shape, [result.params])
+    out = backend.to_host(stack.predict_output(backend.asarray(X[None]))[0])
+    if dataset.task == "binary":
+        return np.stack([1.0 - out[:, 0], out[:, 0]], axis=1)
+    if dataset.task == "regression":
+        return out[:, 0]
+    return out

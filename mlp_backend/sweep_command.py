@@ -1,0 +1,386 @@
+"""The ``sweep`` and ``report`` commands: option parsing and the sweep's course.
+
+:func:`run_sweep` does everything apart from parsing, so it can be called and
+tested without click. Every option is checked, the backend resolved and the
+data read before the sweep folder is created, so bad input leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlp_backend.backend import get_backend
+from mlp_backend.errors import UsageError
+from mlp_backend.runs import FolderLock
+from mlp_backend.sweep import spec as specs
+from mlp_backend.sweep.execute import (
+    Settings,
+    default_workers,
+    open_executor,
+    run_groups,
+)
+from mlp_backend.sweep.folder import SweepFolder, hyperparameters, result_record
+from mlp_backend.sweep.plan import balance, plan_groups
+from mlp_backend.sweep.worker import DataSpec, dataset_for
+
+logger = logging.getLogger(__name__)
+
+EXIT_TRIAL_FAILED = 3
+PRUNERS = ("halving",)
+
+
+def _label(value: str) -> str | int:
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _check_metric(metric: str, task: str) -> None:
+    regression = metric in ("val_mse", "val_r2")
+    if regression and task != "regression":
+        raise UsageError(f"--metric: {metric} is for regression tasks")
+    if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
+        raise UsageError(f"--metric: {metric} is for classification tasks")
+    if task == "multiclass" and metric == "val_roc_auc":
+        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+
+
+def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
+    """The trials the options ask for, and the spec recorded in ``sweep.json``."""
+    lists = {key: options.get(key) for key in specs.KEYS}
+    repeats = int(options.get("repeats") or 1)
+    if options.get("preset") and options.get("spec"):
+        raise UsageError("--preset and --spec: choose one")
+    if options.get("trials") is not None and not options.get("spec"):
+        raise UsageError("--trials: only for random search in a --spec file")
+    if options.get("spec"):
+        path = Path(options["spec"])
+        table = specs.load_toml(path)
+        trials = specs.from_spec(table, str(path), options.get("trials"))
+        recorded: dict[str, Any] = {"spec_file": str(path), "spec": table}
+    elif options.get("preset"):
+        trials = specs.from_preset(options["preset"], lists, repeats)
+        recorded = {"preset": options["preset"], "options": lists, "repeats": repeats}
+    else:
+        trials = specs.from_options(lists, repeats)
+        recorded = {"options": lists, "repeats": repeats}
+    return trials, recorded
+
+
+def _check_execution(options: dict[str, Any]) -> None:
+    for key in ("workers", "dask_local", "max_group", "max_bytes"):
+        value = options.get(key)
+        if value is not None and value < 1:
+            raise UsageError(
+                f"{specs.option_name(key)}: must be at least 1, got {value}"
+            )
+    if options.get("scheduler") and options.get("dask_local"):
+        raise UsageError("--scheduler and --dask-local: choose one")
+    if options.get("prune") not in (None, *PRUNERS):
+        raise UsageError(
+            f"--prune: expected one of {', '.join(PRUNERS)}, got {options['prune']!r}"
+        )
+
+
+def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
+    """Plans, runs and records a sweep (or resumes one).
+
+    Args:
+        options: The ``sweep`` command's options by parameter name.
+
+    Returns:
+        The sweep folder and the results records of every trial.
+    """
+    _check_execution(options)
+    if options.get("resume"):
+        if options.get("preset") or options.get("spec"):
+            raise UsageError(
+                "--resume: the sweep folder holds its own trials; "
+                "leave out --preset and --spec"
+            )
+        folder = SweepFolder(Path(options["resume"]))
+        info = folder.read()
+        trials = SweepFolder.trials_of(info)
+        recorded = info["spec"]
+        data = DataSpec(**recorded["data"])
+        settings = Settings(
+            data, recorded["backend"], recorded["dtype"], recorded["prune"]
+        )
+        fuse = recorded["fuse"]
+    else:
+        trials, recorded = build_trials(options)
+        data = DataSpec(
+            options.get("data"),
+            options.get("test_data"),
+            options.get("task") or "classification",
+            _label(str(options.get("label", "-1"))),
+            options.get("positive"),
+            int(options.get("split_seed") or 0),
+        )
+        settings = Settings(
+            data,
+            options.get("backend"),
+            options.get("dtype") or "float32",
+            options.get("prune"),
+        )
+        fuse = not options.get("no_fuse")
+    backend = get_backend(settings.backend, settings.dtype)
+    dataset = dataset_for(data)
+    for metric in sorted({t["metric"] for t in trials}):
+        _check_metric(metric, dataset.task)
+
+    if not options.get("resume"):
+        recorded = {
+            **recorded,
+            "data": asdict(data),
+            "backend": backend.name,
+            "dtype": settings.dtype,
+            "prune": settings.prune,
+            "fuse": fuse,
+        }
+        folder = SweepFolder.create(
+            Path(options.get("runs_dir") or "runs"),
+            options.get("name"),
+            recorded,
+            trials,
+        )
+        settings = Settings(data, backend.name, settings.dtype, settings.prune)
+    with FolderLock(folder.path / "sweep.lock"):
+        return folder.path, _run_locked(folder, trials, settings, fuse, options)
+
+
+def _run_locked(
+    folder: SweepFolder,
+    trials: list[specs.Trial],
+    settings: Settings,
+    fuse: bool,
+    options: dict[str, Any],
+) -> list[dict[str, Any]]:
+    # A resume keeps trials that ended and records any a kill left unrecorded.
+    folder.drop_torn_line()
+    kept = folder.finished(len(trials))
+    recorded = folder.results()
+    for i, summary in kept.items():
+        if recorded.get(i, {}).get("state") != summary["state"]:
+            folder.add_result(result_record(i, trials[i], summary["state"], summary))
+    todo = [i for i in range(len(trials)) if i not in kept]
+    dataset = dataset_for(settings.data)
+    X = dataset.parts["train"][0]
+    groups = plan_groups(
+        trials,
+        todo,
+        fuse=fuse,
+        max_group=options.get("max_group") or 64,
+        max_bytes=options.get("max_bytes"),
+        n_rows=int(X.shape[0]),
+        n_features=int(X.shape[1]),
+        itemsize=4 if settings.dtype == "float32" else 8,
+        backend=get_backend(settings.backend, settings.dtype).name,
+    )
+    workers = options.get("workers") or default_workers(len(groups))
+    if options.get("dask_local"):
+        workers = options["dask_local"]
+    # Pruning compares the members of one stack, so pruned stacks stay whole.
+    if fuse and not options.get("scheduler") and not settings.prune:
+        groups = balance(trials, groups, workers)
+    logger.info(
+        "sweep %s: %d trials (%d kept) in %d groups on %s",
+        folder.path,
+        len(trials),
+        len(kept),
+        len(groups),
+        options.get("scheduler")
+        or (
+            f"a Dask LocalCluster of {options['dask_local']}"
+            if options.get("dask_local")
+            else f"{workers} worker(s)"
+        ),
+    )
+
+    def tell(record: dict[str, Any]) -> None:
+        detail = record.get("error") or record.get("reason") or ""
+        logger.info("trial %d %s %s", record["trial"], record["state"], detail)
+
+    if groups:
+        with open_executor(
+            workers, options.get("scheduler"), options.get("dask_local")
+        ) as executor:
+            run_groups(folder, trials, groups, settings, executor, tell)
+    results = folder.results()
+    return [results[i] for i in sorted(results)]
+
+
+def _list_option(key: str, help_text: str) -> Any:
+    shown = hyperparameters(specs.DEFAULTS)[key]
+    return click.option(
+        specs.option_name(key),
+        key,
+        default=None,
+        help=f"{help_text} Comma list [default: {shown}].",
+    )
+
+
+def sweep_options(f: Any) -> Any:
+    options = [
+        click.option("--data", default=None, help="Data file [default: MAGIC]."),
+        click.option("--test-data", default=None, help="Separate test file."),
+        click.option(
+            "--runs-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("runs"),
+            show_default=True,
+        ),
+        click.option("--name", default=None, help="Sweep folder name."),
+        _list_option("hidden", "Hidden widths, layers joined by x (64x32)."),
+        _list_option("lr", "Learning rates."),
+        _list_option("epochs", "Epochs."),
+        _list_option("batch_size", "Batch sizes."),
+        _list_option("activation", "Hidden activations."),
+        _list_option("optimizer", "Optimizers."),
+        _list_option("momentum", "Momentum coefficients."),
+        _list_option("weight_decay", "L2 coefficients."),
+        _list_option("schedule", "Learning-rate schedules."),
+        _list_option("patience", "Early-stopping patience (0: off)."),
+        _list_option("metric", "Monitored validation metric."),
+        _list_option("seed", "Base seeds."),
+        click.option(
+            "--repeats",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Seeds per configuration: seed, seed+1, ...",
+        ),
+        click.option("--preset", default=None, help="A named sweep: reference."),
+        click.option("--spec", default=None, help="A TOML spec file (grid or random)."),
+        click.option("--trials", type=int, default=None, help="Random-search trials."),
+        click.option(
+            "--no-fuse", is_flag=True, help="Train one configuration at a time."
+        ),
+        click.option(
+            "--workers",
+            type=int,
+            default=None,
+            help="Local processes [default: one per core, at most one per "
+            "group]; 1 trains in this process.",
+        ),
+        click.option(
+            "--scheduler", default=None, help="Dask scheduler, tcp://host:port."
+        ),
+        click.option(
+            "--dask-local",
+            type=int,
+            default=None,
+            help="Start a Dask LocalCluster of N processes.",
+        ),
+        click.option(
+            "--max-group",
+            type=int,
+            default=64,
+            show_default=True,
+            help="Most members per fused stack.",
+        ),
+        click.option(
+            "--max-bytes",
+            type=int,
+            default=None,
+            help="Most estimated bytes per fused stack.",
+        ),
+        click.option("--prune", default=None, help="halving: successive halving."),
+        click.option(
+            "--resume",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Continue the sweep in this folder.",
+        ),
+        click.option("--split-seed", type=int, default=0, show_default=True),
+        click.option(
+            "--task",
+            type=click.Choice(["classification", "regression"]),
+            default="classification",
+            show_default=True,
+        ),
+        click.option("--label", default="-1", show_default=True),
+        click.option("--positive", default=None),
+        click.option(
+            "--backend", type=click.Choice(["auto", "numpy", "cupy"]), default=None
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "float64"]),
+            default="float32",
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.command()
+@sweep_options
+def sweep(**options: Any) -> None:
+    """Train many configurations, fused into stacks, over local or Dask workers."""
+    path, results = run_sweep(options)
+    states: dict[str, int] = {}
+    for record in results:
+        states[record["state"]] = states.get(record["state"], 0) + 1
+    click.echo(
+        f"sweep {path}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    )
+    if states.get("failed"):
+        sys.exit(EXIT_TRIAL_FAILED)
+
+
+@click.command()
+@click.argument(
+    "sweep_dir", type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--sort",
+    "sort_by",
+    default="val_f1",
+    show_default=True,
+    help="Leaderboard column to sort by (best first).",
+)
+@click.option(
+    "--x",
+    "x_key",
+    default="hidden",
+    show_default=True,
+    help="Heatmap columns: a hyperparameter.",
+)
+@click.option(
+    "--y",
+    "y_key",
+    default="lr",
+    show_default=True,
+    help="Heatmap rows: a hyperparameter.",
+)
+@click.option("--no-figures", is_flag=True, help="Only the table and results.csv.")
+def report(
+    sweep_dir: Path, sort_by: str, x_key: str, y_key: str, no_figures: bool
+) -> None:
+    """Print a sweep's leaderboard; write results.csv and PNG figures."""
+    from rich.console import Console
+
+    from mlp_backend.sweep.report import build_report, leaderboard, pruning_line
+
+    summary = build_report(sweep_dir, sort_by, x_key, y_key, figures=not no_figures)
+    console = Console()
+    if not console.is_terminal:
+        # Piped output has no width to fit; keep every column readable.
+        console = Console(width=160)
+    console.print(leaderboard(summary))
+    savings = pruning_line(summary)
+    if savings:
+        click.echo(savings)
+    for path in summary.figures:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,411 @@
+"""Sweeps: spec parsing, grouping, pruning, folders, failures, report, Dask."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlp_backend.errors import RunError, UsageError
+from mlp_backend.runs import FolderLock
+from mlp_backend.sweep import spec as specs
+from mlp_backend.sweep.execute import InlineExecutor, Settings, run_groups
+from mlp_backend.sweep.folder import SweepFolder
+from mlp_backend.sweep.plan import balance, group_cost, plan_groups
+from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
+from mlp_backend.sweep_command import report, run_sweep, sweep
+from tests.conftest import SHARED, case_file
+
+
+@pytest.fixture
+def small_magic(magic_path: Path, tmp_path: Path) -> Path:
+    """400 MAGIC rows, both classes, under MAGIC's file name (so its layout is used)."""
+    lines = magic_path.read_text().splitlines()
+    path = tmp_path / "data" / "magic04.data"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines[:200] + lines[-200:]) + "\n")
+    return path
+
+
+def options(data: Path, runs: Path, **extra) -> dict:
+    base = {
+        "data": str(data),
+        "runs_dir": runs,
+        "dtype": "float64",
+        "backend": "numpy",
+        "epochs": "2",
+        "batch_size": "64",
+        "hidden": "4,8",
+        "lr": "0.1,0.01",
+        "optimizer": "momentum",
+        "patience": "0",
+        "workers": 1,
+    }
+    return {**base, **extra}
+
+
+# Spec parsing.
+
+
+def test_grid_from_options_is_the_product_with_repeats() -> None:
+    trials = specs.from_options({"hidden": "5,25", "lr": "0.1,0.01", "epochs": "3"}, 2)
+    assert len(trials) == 8
+    assert {t["hidden"] for t in trials} == {(5,), (25,)}
+    assert {t["seed"] for t in trials} == {0, 1}
+    assert all(t["epochs"] == 3 for t in trials)
+
+
+@pytest.mark.parametrize(
+    "key,text,named",
+    [
+        ("lr", "0.1,abc", "--lr"),
+        ("hidden", "5,0", "--hidden"),
+        ("activation", "relu,nope", "--activation"),
+        ("batch_size", "0", "--batch-size"),
+        ("momentum", "1.5", "--momentum"),
+    ],
+)
+def test_bad_option_values_name_the_option(key: str, text: str, named: str) -> None:
+    with pytest.raises(UsageError, match=named):
+        specs.from_options({key: text}, 1)
+
+
+def test_reference_preset() -> None:
+    trials = specs.from_preset("reference", {}, 1)
+    assert len(trials) == 16
+    assert {t["hidden"] for t in trials} == {(5,), (25,), (50,), (100,)}
+    assert {t["lr"] for t in trials} == {1.0, 0.1, 0.01, 0.001}
+    assert {
+        (t["activation"], t["optimizer"], t["batch_size"], t["epochs"]) for t in trials
+    } == {("tanh", "sgd", 1, 20)}
+
+
+def test_spec_file_grid_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.toml"
+    path.write_text('hidden = [16, "32x16", [8, 8]]\nlr = [0.1, 0.01]\nepochs = 3\n')
+    trials = specs.from_spec(specs.load_toml(path), str(path))
+    assert {t["hidden"] for t in trials} == {(16,), (32, 16), (8, 8)}
+    assert len(trials) == 6
+    with pytest.raises(UsageError, match="sweep.toml: lrr: unknown key"):
+        specs.from_spec({"lrr": 0.1}, "sweep.toml")
+    with pytest.raises(UsageError, match="sweep.toml: epochs"):
+        specs.from_spec({"epochs": "many"}, "sweep.toml")
+    with pytest.raises(UsageError, match="sweep.toml: momentum"):
+        specs.from_spec({"momentum": 2.0}, "sweep.toml")
+
+
+def test_random_search_is_seeded_and_log_uniform() -> None:
+    table = {
+        "search": "random",
+        "lr": [1e-4, 1e-1],
+        "hidden": [8, 16, 32],
+        "sample_seed": 7,
+    }
+    first = specs.from_spec(table, "s.toml", 50)
+    assert first == specs.from_spec(table, "s.toml", 50)
+    lrs = [t["lr"] for t in first]
+    assert all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    # Log-uniform: about half of the draws fall below the geometric middle.
+    below = sum(lr < math.sqrt(1e-4 * 1e-1) for lr in lrs)
+    assert 10 < below < 40
+    with pytest.raises(UsageError, match="trials"):
+        specs.from_spec({"search": "random", "lr": [0.1, 0.01]}, "s.toml")
+
+
+# Grouping.
+
+
+def test_grouping_pads_close_widths_and_splits_far_ones() -> None:
+    trials = specs.from_options({"hidden": "5,8,100,128", "lr": "0.1,0.01"}, 1)
+    groups = plan_groups(trials, range(len(trials)), backend="cupy")
+    widths = [sorted({trials[i]["hidden"][0] for i in g.trials}) for g in groups]
+    assert sorted(widths) == [[5, 8], [100, 128]]
+    unfused = plan_groups(trials, range(len(trials)), fuse=False)
+    assert len(unfused) == len(trials)
+    # Large NumPy batches are compute-bound: only equal widths share a stack.
+    exact = plan_groups(trials, range(len(trials)))
+    assert sorted(len(g.trials) for g in exact) == [2, 2, 2, 2]
+    assert [trials[g.trials[0]]["hidden"] for g in exact][0] == (128,)
+    small = specs.from_options({"hidden": "5,8", "batch_size": "1"}, 1)
+    assert len(plan_groups(small, range(2))) == 1
+    chunked = plan_groups(trials, range(len(trials)), max_group=3, backend="cupy")
+    assert max(len(g.trials) for g in chunked) == 3
+    assert sorted(i for g in chunked for i in g.trials) == list(range(len(trials)))
+
+
+def test_grouping_keeps_different_optimizers_apart() -> None:
+    trials = specs.from_options({"optimizer": "sgd,adam", "lr": "0.1,0.01"}, 1)
+    groups = plan_groups(trials, range(len(trials)))
+    assert len(groups) == 2
+    for g in groups:
+        assert len({trials[i]["optimizer"] for i in g.trials}) == 1
+
+
+def test_balance_splits_groups_above_a_workers_share() -> None:
+    trials = specs.from_options({"hidden": "16,32,64,128", "lr": "0.1,0.2,0.3,0.4"}, 1)
+    groups = plan_groups(trials, range(16))
+    balanced = balance(trials, groups, 2)
+    share = sum(group_cost(trials, g) for g in groups) / 2
+    assert all(group_cost(trials, g) <= share for g in balanced)
+    assert sorted(i for g in balanced for i in g.trials) == list(range(16))
+    assert balance(trials, groups, 1) == groups
+
+
+def test_memory_budget_splits_groups() -> None:
+    trials = specs.from_options({"lr": "0.1,0.05,0.01,0.005"}, 1)
+    whole = plan_groups(trials, range(4), n_rows=1000, n_features=10)
+    assert len(whole) == 1
+    split = plan_groups(trials, range(4), n_rows=1000, n_features=10, max_bytes=100_000)
+    assert len(split) > 1
+
+
+def test_successive_halving_rungs() -> None:
+    halving = SuccessiveHalving(8, "val_loss")
+    assert halving.rungs == [1, 2, 4]
+    values = {j: float(j) for j in range(8)}
+    assert sorted(halving(1, values)) == [4, 5, 6, 7]
+    assert halving(3, values) == []
+    assert sorted(SuccessiveHalving(8, "val_f1")(2, values)) == [0, 1, 2, 3]
+
+
+# Whole sweeps.
+
+
+def test_sweep_writes_folder_results_and_trial_runs(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    path, results = run_sweep(options(small_magic, tmp_path / "runs", name="s"))
+    assert [r["state"] for r in results] == ["finished"] * 4
+    info = json.loads((path / "sweep.json").read_text())
+    assert info["format"] == 1 and len(info["trials"]) == 4
+    for record in results:
+        trial = path / record["name"]
+        config = json.loads((trial / "config.json").read_text())
+        assert config["sweep"] == "s" and config["trial"] == record["trial"]
+        assert json.loads((trial / "summary.json").read_text())["state"] == "finished"
+        assert len((trial / "metrics.jsonl").read_text().splitlines()) == 2
+    lines = (path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    csv_rows = (path / "results.csv").read_text().splitlines()
+    assert len(csv_rows) == 5 and csv_rows[0].startswith("trial,name,state")
+    assert not (path / "sweep.lock").exists()
+
+
+def test_fused_and_unfused_sweeps_agree(small_magic: Path, tmp_path: Path) -> None:
+    _, fused = run_sweep(options(small_magic, tmp_path / "a", batch_size="16"))
+    _, alone = run_sweep(
+        options(small_magic, tmp_path / "b", batch_size="16", no_fuse=True)
+    )
+    assert [r["members"] for r in fused] == [4] * 4  # widths 4 and 8 share a stack
+    for f, a in zip(fused, alone, strict=True):
+        for key in ("val_loss", "test_f1", "test_log_loss"):
+            assert f[key] == pytest.approx(a[key], abs=1e-10)
+
+
+def test_bad_options_leave_no_folder(small_magic: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for bad in (
+        {"lr": "0.1,-1"},
+        {"workers": 0},
+        {"prune": "median"},
+        {"metric": "val_r2"},
+        {"backend": "nope"},
+    ):
+        with pytest.raises(UsageError):
+            run_sweep(options(small_magic, runs, **bad))
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_lock_keeps_a_second_sweep_out(small_magic: Path, tmp_path: Path) -> None:
+    path, _ = run_sweep(
+        options(small_magic, tmp_path / "runs", name="s", lr="0.1", hidden="4")
+    )
+    with FolderLock(path / "sweep.lock"):
+        with pytest.raises(RunError, match="in use"):
+            run_sweep({"resume": path, "workers": 1})
+
+
+def test_pruning_marks_members_pruned(small_magic: Path, tmp_path: Path) -> None:
+    path, results = run_sweep(
+        options(
+            small_magic,
+            tmp_path / "runs",
+            epochs="8",
+            hidden="4",
+            lr="0.3,0.1,0.03,0.01",
+            prune="halving",
+        )
+    )
+    states = sorted(r["state"] for r in results)
+    assert states == ["finished", "pruned", "pruned", "pruned"]
+    for record in results:
+        status = json.loads((path / record["name"] / "status.json").read_text())
+        assert status["state"] == record["state"]
+    result = CliRunner().invoke(report, [str(path), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "compute saved" in result.output
+
+
+def b21_trials() -> tuple[dict, list[dict]]:
+    case = json.loads(case_file("B21_sweep_one_bad_trial.json").read_text())
+    base = {
+        **specs.DEFAULTS,
+        "hidden": tuple(case["hidden"]),
+        "activation": case["activation"],
+        "epochs": case["epochs"],
+        "batch_size": case["batch_size"],
+        "patience": 0,
+    }
+    trials = []
+    for entry in case["trials"]:
+        names = {"learning_rate": "lr"}
+        trials.append({**base, **{names.get(k, k): v for k, v in entry.items()}})
+    return case, trials
+
+
+def test_b21_one_bad_trial_fails_alone(small_magic: Path, tmp_path: Path) -> None:
+    case, trials = b21_trials()
+    folder = SweepFolder.create(tmp_path, "b21", {}, trials)
+    groups = plan_groups(trials, range(len(trials)))
+    settings = Settings(DataSpec(str(small_magic)), "numpy", "float32")
+
+    def results_stay_valid(record: dict) -> None:
+        for line in (folder.path / "results.jsonl").read_text().splitlines():
+            json.loads(line)
+
+    run_groups(folder, trials, groups, settings, InlineExecutor(), results_stay_valid)
+    results = folder.results()
+    expect = case["expect"]
+    assert (
+        sorted(i for i, r in results.items() if r["state"] == "finished")
+        == expect["completed"]
+    )
+    assert (
+        sorted(i for i, r in results.items() if r["state"] == "failed")
+        == expect["failed"]
+    )
+    failed = results[expect["failed"][0]]
+    assert "no_such_activation" in failed["error"]
+    status = json.loads((folder.path / "trial-0001" / "status.json").read_text())
+    assert status["state"] == "failed" and "no_such_activation" in status["reason"]
+
+
+def test_b21_command_exits_3_after_all_trials(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case's bad trial cannot come from the options (they are checked first),
+    so the trial list is put in place of the parsed one."""
+    _, trials = b21_trials()
+    monkeypatch.setattr(
+        "mlp_backend.sweep_command.build_trials", lambda options: (trials, {})
+    )
+    runs = tmp_path / "runs"
+    args = [
+        "--data",
+        str(small_magic),
+        "--runs-dir",
+        str(runs),
+        "--name",
+        "b21",
+        "--workers",
+        "1",
+        "--backend",
+        "numpy",
+    ]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 3, result.output
+    results = SweepFolder(runs / "b21").results()
+    assert len(results) == 4
+    assert [results[i]["state"] for i in range(4)] == [
+        "finished",
+        "failed",
+        "finished",
+        "finished",
+    ]
+
+
+def test_b21_shared_data_path_exists() -> None:
+    case, _ = b21_trials()
+    # The case names the data relative to the folder holding shared/.
+    assert (SHARED.parent / case["data"]).exists() or not SHARED.exists()
+
+
+def test_report_writes_csv_and_figures(small_magic: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path, _ = run_sweep(options(small_magic, tmp_path / "runs"))
+    (path / "results.csv").unlink()
+    result = CliRunner().invoke(report, [str(path), "--sort", "test_f1"])
+    assert result.exit_code == 0, result.output
+    assert (path / "results.csv").is_file()
+    for name in (
+        "curves_by_hidden.png",
+        "curves_by_lr.png",
+        "heatmap_test_f1_hidden_lr.png",
+    ):
+        assert (path / name).read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(report, [str(path), "--sort", "nope"])
+    assert bad.exit_code != 0
+
+
+def test_dask_local_cluster_runs_the_same_code_path(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("distributed")
+    _, local = run_sweep(options(small_magic, tmp_path / "a"))
+    _, dask = run_sweep(
+        options(small_magic, tmp_path / "b", workers=None, dask_local=2)
+    )
+    by_trial = {r["trial"]: r for r in dask}
+    for record in local:
+        assert by_trial[record["trial"]]["val_loss"] == pytest.approx(
+            record["val_loss"], abs=1e-10
+        )
+
+
+def test_spec_file_random_search_through_the_command(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(
+        'search = "random"\nlr = [0.001, 0.3]\nhidden = [4, "4x4"]\n'
+        'epochs = 1\nbatch_size = 64\noptimizer = "adam"\nsample_seed = 3\n'
+    )
+    runs = tmp_path / "runs"
+    base = ["--data", str(small_magic), "--runs-dir", str(runs), "--workers", "1"]
+    result = CliRunner().invoke(sweep, [*base, "--spec", str(spec), "--trials", "3"])
+    assert result.exit_code == 0, result.output
+    (folder,) = runs.iterdir()
+    info = json.loads((folder / "sweep.json").read_text())
+    assert len(info["trials"]) == 3
+    assert info["spec"]["spec"]["sample_seed"] == 3
+
+    spec.write_text("lr = [0.1]\nlearning_rate = 0.1\n")
+    bad = CliRunner().invoke(sweep, [*base, "--spec", str(spec), "--name", "bad"])
+    assert isinstance(bad.exception, UsageError)
+    assert "learning_rate: unknown key" in str(bad.exception)
+    assert not (runs / "bad").exists()
+
+
+def test_a_lost_worker_fails_its_group_only(tmp_path: Path) -> None:
+    from concurrent.futures import Executor, Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken(Executor):
+        def submit(self, fn, /, *args, **kwargs) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+    trials = specs.from_options({"lr": "0.1,0.01"}, 1)
+    folder = SweepFolder.create(tmp_path, "lost", {}, trials)
+    folder.trial_path(0).mkdir()
+    settings = Settings(DataSpec("unused"), "numpy", "float32")
+    run_groups(folder, trials, plan_groups(trials, range(2)), settings, Broken())
+    results = folder.results()
+    assert [results[i]["state"] for i in (0, 1)] == ["failed", "failed"]
+    assert "a worker died" in results[0]["error"]
+    status = json.loads((folder.trial_path(0) / "status.json").read_text())
+    assert status["state"] == "failed"

@@ -1,0 +1,127 @@
+"""Resume after ``kill -9`` of the whole sweep process tree, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlp_backend.sweep.folder import SweepFolder
+from mlp_backend.sweep_command import run_sweep
+
+# The lead registers the commands in cli.py; this launcher does the same for
+# the test so that it runs through the real command line.
+LAUNCH = (
+    "from mlp_backend.cli import main; from mlp_backend.sweep_command import sweep; "
+    "main.add_command(sweep); main()"
+)
+OPTIONS = [
+    "--hidden",
+    "3",
+    "--lr",
+    "0.2,0.1,0.05,0.02,0.01,0.005,0.002,0.001",
+    "--epochs",
+    "10",
+    "--batch-size",
+    "1",
+    "--optimizer",
+    "sgd",
+    "--patience",
+    "0",
+    "--dtype",
+    "float64",
+    "--backend",
+    "numpy",
+    "--no-fuse",
+]
+
+
+@pytest.fixture
+def small_magic(magic_path: Path, tmp_path: Path) -> Path:
+    lines = magic_path.read_text().splitlines()
+    path = tmp_path / "data" / "magic04.data"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines[:150] + lines[-150:]) + "\n")
+    return path
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-c", LAUNCH, "sweep", *args]
+
+
+def test_kill_9_midway_then_resume_equals_uninterrupted(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    args = [*OPTIONS, "--data", str(small_magic), "--runs-dir", str(runs)]
+    process = subprocess.Popen(
+        command(*args, "--name", "killed", "--workers", "2"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    results = runs / "killed" / "results.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if results.is_file() and len(results.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    done_before = len(results.read_text().splitlines())
+    assert 2 <= done_before < 8, "the kill did not land midway"
+    assert (runs / "killed" / "sweep.lock").exists()
+
+    # A writer killed mid-line leaves a torn line: the resume must cut it.
+    with open(results, "ab") as f:
+        f.write(b'{"format": 1, "trial": 7, "st')
+    resumed = subprocess.run(
+        command("--resume", str(runs / "killed"), "--workers", "2"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = SweepFolder(runs / "killed").results()
+    for line in (runs / "killed" / "results.jsonl").read_text().splitlines():
+        json.loads(line)
+
+    _, whole = run_sweep(
+        {
+            "data": str(small_magic),
+            "runs_dir": runs,
+            "name": "whole",
+            "hidden": "3",
+            "lr": OPTIONS[3],
+            "epochs": "10",
+            "batch_size": "1",
+            "optimizer": "sgd",
+            "patience": "0",
+            "dtype": "float64",
+            "backend": "numpy",
+            "no_fuse": True,
+            "workers": 1,
+        }
+    )
+    assert len(after) == len(whole) == 8
+    for record in whole:
+        again = after[record["trial"]]
+        assert again["state"] == record["state"] == "finished"
+        for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
+            assert again[key] == pytest.approx(record[key], rel=0, abs=1e-12), key
+        lines = (runs / "killed" / record["name"] / "metrics.jsonl").read_text()
+        assert len(lines.splitlines()) == 10
+        summary = json.loads(
+            (runs / "killed" / record["name"] / "summary.json").read_text()
+        )
+        assert summary["state"] == "finished"
+    assert not (runs / "killed" / "sweep.lock").exists()
