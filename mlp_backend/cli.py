@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from mlp_backend import __version__
+from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import MLPBackendError, UsageError
 
 logger = logging.getLogger("mlp_backend")
@@ -93,41 +94,41 @@ def training_options(f: Any) -> Any:
         click.option("--test-data", default=None, help="Separate test file instead of a test split."),
         RUNS_DIR,
         click.option("--name", default=None, help="Run folder name [default: a fresh unique one]."),
-        click.option("--epochs", type=int, default=30, show_default=True),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--lr", type=float, default=0.0005, show_default=True, help="Learning rate."),
-        click.option("--hidden", default="256,128", show_default=True, help="Hidden widths."),
+        click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True),
+        click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True),
+        click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Learning rate."),
+        click.option("--hidden", default=",".join(map(str, DEFAULTS["hidden"])), show_default=True, help="Hidden widths."),
         click.option(
             "--activation",
             type=click.Choice(["relu", "tanh", "sigmoid", "leaky_relu", "elu"]),
-            default="relu",
+            default=DEFAULTS["activation"],
             show_default=True,
         ),
         click.option(
             "--optimizer",
             type=click.Choice(["sgd", "momentum", "nesterov", "adam"]),
-            default="adam",
+            default=DEFAULTS["optimizer"],
             show_default=True,
         ),
-        click.option("--momentum", type=float, default=0.9, show_default=True),
-        click.option("--weight-decay", type=float, default=0.0, show_default=True),
+        click.option("--momentum", type=float, default=DEFAULTS["momentum"], show_default=True),
+        click.option("--weight-decay", type=float, default=DEFAULTS["weight_decay"], show_default=True),
         click.option(
             "--schedule",
             type=click.Choice(["none", "step", "cosine"]),
-            default="cosine",
+            default=DEFAULTS["schedule"],
             show_default=True,
             help="Learning-rate schedule.",
         ),
-        click.option("--patience", type=int, default=0, show_default=True,
+        click.option("--patience", type=int, default=DEFAULTS["patience"], show_default=True,
                      help="Epochs without improvement before early stopping (0: off)."),
         click.option(
             "--metric",
             type=click.Choice(["val_loss", "val_accuracy", "val_f1", "val_roc_auc", "val_mse", "val_r2"]),
-            default="val_loss",
+            default=DEFAULTS["metric"],
             show_default=True,
             help="Validation metric for early stopping and the best weights.",
         ),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
                      help="Seed of initial weights and batch order."),
         click.option("--split-seed", type=int, default=0, show_default=True,
                      help="Seed of the train/validation/test split."),
@@ -160,12 +161,14 @@ def label_option(value: str) -> str | int:
 def train(open_monitor: bool, **options: Any) -> None:
     """Train one network; with no options, a good default network on MAGIC."""
     if open_monitor:
-        from mlp_backend.launch import train_with_monitor
+        from mlp_backend.launch import run_with_monitor
 
-        sys.exit(train_with_monitor(sys.argv[1:], options["runs_dir"]))
+        sys.exit(run_with_monitor(sys.argv[1:], options["runs_dir"]))
     from mlp_backend.train_command import run_train
 
-    state = run_train(options, progress=sys.stderr.isatty())
+    quiet = logger.getEffectiveLevel() > logging.INFO
+    display = "none" if quiet else "bar" if sys.stderr.isatty() else "lines"
+    state = run_train(options, display=display)
     if state in ("diverged", "failed"):
         sys.exit(EXIT_RUN_FAILED)
 

@@ -18,11 +18,19 @@ import numpy as np
 
 from mlp_backend.backend import Backend, get_backend
 from mlp_backend.data import Encoding, Standardizer, encode_labels, stratified_split
+from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import UsageError
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
-from mlp_backend.train import Callback, Member, MemberResult, TrainConfig, Trainer, to_device
+from mlp_backend.train import (
+    Callback,
+    Member,
+    MemberResult,
+    TrainConfig,
+    Trainer,
+    to_device,
+)
 
 
 class _MLP:
@@ -32,17 +40,17 @@ class _MLP:
 
     def __init__(
         self,
-        hidden: Sequence[int] = (64, 32),
-        activation: str = "relu",
-        optimizer: str = "adam",
-        lr: float = 0.003,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        batch_size: int = 256,
-        epochs: int = 60,
-        patience: int = 10,
-        monitor: str = "val_loss",
-        schedule: str = "none",
+        hidden: Sequence[int] = DEFAULTS["hidden"],
+        activation: str = DEFAULTS["activation"],
+        optimizer: str = DEFAULTS["optimizer"],
+        lr: float = DEFAULTS["lr"],
+        momentum: float = DEFAULTS["momentum"],
+        weight_decay: float = DEFAULTS["weight_decay"],
+        batch_size: int = DEFAULTS["batch_size"],
+        epochs: int = DEFAULTS["epochs"],
+        patience: int = DEFAULTS["patience"],
+        monitor: str = DEFAULTS["metric"],
+        schedule: str = DEFAULTS["schedule"],
         validation_fraction: float = 0.15,
         standardize: bool = True,
         seed: int = 0,
@@ -93,7 +101,13 @@ class _MLP:
 
     def __sklearn_tags__(self) -> Any:
         # Only scikit-learn calls this, so scikit-learn is already imported.
-        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+        from sklearn.utils import (
+            ClassifierTags,
+            InputTags,
+            RegressorTags,
+            Tags,
+            TargetTags,
+        )
 
         classifier = self._task_kind == "classifier"
         return Tags(
@@ -243,7 +257,7 @@ class MLPClassifier(_MLP):
 
     _task_kind = "classifier"
 
-    def __init__(self, hidden: Sequence[int] = (64, 32), *, positive: str | None = None,
+    def __init__(self, hidden: Sequence[int] = DEFAULTS["hidden"], *, positive: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(hidden, **kwargs)
         self.positive = positive

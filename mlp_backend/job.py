@@ -8,10 +8,10 @@ scoring the result on the test part and writing the model and summary.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -256,45 +256,65 @@ def finish_run(
     return summary
 
 
-class StopFlag:
-    """Ctrl-C, SIGTERM or a ``stop.request`` file asks training to stop.
+# Set by SIGINT or SIGTERM while catch_interrupts() is active in this process.
+_INTERRUPT = threading.Event()
 
-    Polled after every batch, so the check is a Python attribute read; the
+
+def interrupted() -> bool:
+    """Whether this process was asked to stop by SIGINT or SIGTERM."""
+    return _INTERRUPT.is_set()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _INTERRUPT.set()
+
+
+@contextmanager
+def catch_interrupts() -> Iterator[None]:
+    """Turns SIGINT and SIGTERM into a stop request while the block runs.
+
+    Training polls the request after every batch, so the batch in flight
+    finishes and the run is saved. Outside the main thread signal handlers
+    cannot be set, and the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _INTERRUPT.clear()
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def stop_gracefully_on_signals() -> None:
+    """Worker-process initializer: SIGINT and SIGTERM become a stop request.
+
+    Ctrl-C reaches the whole process group; a worker must then finish its
+    batch and save rather than die in the middle of writing a run folder.
+    """
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+class StopFlag:
+    """Whether training should stop: a signal, or a ``stop.request`` file.
+
+    Polled after every batch, so the common case is one attribute read; the
     stop files are looked at no more than twice a second.
     """
 
     def __init__(self, folders: Sequence[RunFolder] = ()) -> None:
         self.folders = list(folders)
-        self.signalled: int | None = None
         self._next_look = 0.0
 
     def __call__(self) -> bool:
-        if self.signalled is not None:
+        if _INTERRUPT.is_set():
             return True
         now = time.monotonic()
         if self.folders and now >= self._next_look:
             self._next_look = now + 0.5
             return any(f.stop_requested for f in self.folders)
         return False
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signalled = signum
-
-    @contextmanager
-    def installed(self) -> Iterator[StopFlag]:
-        """Catches SIGINT and SIGTERM while the block runs (main thread only)."""
-        if os.name == "nt" or not _main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 
-def train_with_monitor(argv: list[str], runs_dir: Path) -> int:
+def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     """Starts ``mlp-backend`` with ``argv`` minus ``--monitor``, then the monitor.
 
     Returns the exit code to leave with: the job's, if it ended while the
@@ -30,6 +30,15 @@ def train_with_monitor(argv: list[str], runs_dir: Path) -> int:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+    # Bad options or data end the job at once: show why instead of an empty monitor.
+    try:
+        code = job.wait(timeout=1.5)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is not None and code != 0:
+        log.close()
+        click.echo((runs_dir / ".job.log").read_text(errors="replace")[-2000:], err=True)
+        return code
     from tui import run_monitor
 
     run_monitor(runs_dir)

@@ -149,6 +149,12 @@ class RunFolder:
         self.path = path
         self.started = time.time()
         self.status: dict[str, Any] = {}
+        # Reopening a run keeps what its status already says (epochs, start).
+        try:
+            self.status = read_json(path / "status.json")
+            self.started = float(self.status.get("started", self.started))
+        except RunError:
+            pass
 
     @property
     def stop_requested(self) -> bool:

@@ -18,6 +18,7 @@ import click
 
 from mlp_backend.backend import get_backend
 from mlp_backend.errors import UsageError
+from mlp_backend.job import catch_interrupts, interrupted
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
@@ -33,6 +34,7 @@ from mlp_backend.sweep.worker import DataSpec, dataset_for
 logger = logging.getLogger(__name__)
 
 EXIT_TRIAL_FAILED = 3
+EXIT_INTERRUPTED = 130
 PRUNERS = ("halving",)
 
 
@@ -153,7 +155,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             trials,
         )
         settings = Settings(data, backend.name, settings.dtype, settings.prune)
-    with FolderLock(folder.path / "sweep.lock"):
+    with FolderLock(folder.path / "sweep.lock"), catch_interrupts():
         return folder.path, _run_locked(folder, trials, settings, fuse, options)
 
 
@@ -326,8 +328,16 @@ def sweep_options(f: Any) -> Any:
 
 @click.command()
 @sweep_options
-def sweep(**options: Any) -> None:
+@click.option(
+    "--monitor", "open_monitor", is_flag=True, help="Follow the sweep in the monitor."
+)
+def sweep(open_monitor: bool, **options: Any) -> None:
     """Train many configurations, fused into stacks, over local or Dask workers."""
+    if open_monitor:
+        from mlp_backend.launch import run_with_monitor
+
+        runs_dir = Path(options["resume"]).parent if options.get("resume") else None
+        sys.exit(run_with_monitor(sys.argv[1:], runs_dir or Path(options["runs_dir"])))
     path, results = run_sweep(options)
     states: dict[str, int] = {}
     for record in results:
@@ -335,6 +345,12 @@ def sweep(**options: Any) -> None:
     click.echo(
         f"sweep {path}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     )
+    if interrupted():
+        click.echo(
+            f"sweep interrupted; continue it with: mlp-backend sweep --resume {path}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if states.get("failed"):
         sys.exit(EXIT_TRIAL_FAILED)
 

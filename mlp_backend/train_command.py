@@ -20,6 +20,7 @@ from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
     Recorder,
     StopFlag,
+    catch_interrupts,
     evaluate,
     finish_run,
     load_dataset,
@@ -55,8 +56,11 @@ def build_estimator(options: dict[str, Any], hidden: tuple[int, ...], task: str)
     return MLPClassifier(**common)
 
 
-def run_train(options: dict[str, Any], progress: bool = False) -> str:
+def run_train(options: dict[str, Any], display: str = "none") -> str:
     """Trains one network into a new run folder; returns the final state.
+
+    ``display`` is what a person sees of the epochs: ``bar`` (a progress bar),
+    ``lines`` (a line per epoch on standard error) or ``none``.
 
     Every option is checked, the backend resolved and the data read before
     the run folder is created, so bad input leaves nothing behind.
@@ -110,13 +114,13 @@ def run_train(options: dict[str, Any], progress: bool = False) -> str:
     logger.info("run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name)
 
     callbacks: list[Any] = [Recorder({0: folder}, int(options["epochs"]), backend)]
-    display = None
-    if progress:
+    bar = None
+    if display == "bar":
         from mlp_backend.progress import ProgressDisplay
 
-        display = ProgressDisplay(int(options["epochs"]), options["metric"])
-        callbacks.append(display)
-    else:
+        bar = ProgressDisplay(int(options["epochs"]), options["metric"])
+        callbacks.append(bar)
+    elif display == "lines":
         from mlp_backend.progress import PlainLines
 
         callbacks.append(PlainLines(int(options["epochs"])))
@@ -126,9 +130,9 @@ def run_train(options: dict[str, Any], progress: bool = False) -> str:
     X, y = dataset.parts["train"]
     labels = _labels(dataset, y)
     try:
-        with stop.installed():
-            if display is not None:
-                display.start()
+        with catch_interrupts():
+            if bar is not None:
+                bar.start()
             fit_args = dict(
                 eval_set=(dataset.parts["val"][0], _labels(dataset, dataset.parts["val"][1])),
                 callbacks=callbacks,
@@ -147,8 +151,8 @@ def run_train(options: dict[str, Any], progress: bool = False) -> str:
         folder.event(f"failed: {type(exc).__name__}: {exc}", "error")
         raise
     finally:
-        if display is not None:
-            display.stop()
+        if bar is not None:
+            bar.stop()
     seconds = time.perf_counter() - start
 
     # Test metrics on the weights the run keeps, then the files.

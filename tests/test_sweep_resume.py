@@ -15,12 +15,6 @@ import pytest
 from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep_command import run_sweep
 
-# The lead registers the commands in cli.py; this launcher does the same for
-# the test so that it runs through the real command line.
-LAUNCH = (
-    "from mlp_backend.cli import main; from mlp_backend.sweep_command import sweep; "
-    "main.add_command(sweep); main()"
-)
 OPTIONS = [
     "--hidden",
     "3",
@@ -52,7 +46,7 @@ def small_magic(magic_path: Path, tmp_path: Path) -> Path:
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-c", LAUNCH, "sweep", *args]
+    return [sys.executable, "-m", "mlp_backend", "sweep", *args]
 
 
 def test_kill_9_midway_then_resume_equals_uninterrupted(

@@ -13,13 +13,20 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from mlp_backend.errors import UsageError
-from mlp_backend.runs import RunFolder
+from mlp_backend.job import interrupted, stop_gracefully_on_signals
+from mlp_backend.runs import STOP_REQUEST, RunFolder
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
 from mlp_backend.sweep.spec import Trial
@@ -92,7 +99,12 @@ def open_executor(
         return
     # spawn, not fork: forking a process that may hold threads is unsafe.
     context = multiprocessing.get_context("spawn")
-    with _single_threaded(), ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with (
+        _single_threaded(),
+        ProcessPoolExecutor(
+            workers, mp_context=context, initializer=stop_gracefully_on_signals
+        ) as pool,
+    ):
         yield pool
 
 
@@ -139,6 +151,9 @@ def run_groups(
     """
     futures = {}
     for group in groups:
+        # In-process groups run inside submit: after an interrupt, start no more.
+        if interrupted():
+            break
         job = GroupJob(
             str(folder.path),
             settings.data,
@@ -149,33 +164,71 @@ def run_groups(
         )
         futures[executor.submit(run_group, job)] = group
     written = []
-    for future in as_completed(futures):
-        group = futures[future]
-        try:
-            outcomes = future.result()
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            logger.error("group %s was lost: %s", list(group.trials), message)
-            outcomes = [
-                {"trial": i, "state": "failed", "error": message, "summary": None}
-                for i in group.trials
-            ]
-            # The worker cannot say so itself: mark its trial folders for readers.
-            for i in group.trials:
-                trial = RunFolder(folder.trial_path(i))
-                if trial.path.is_dir():
-                    trial.set_status("failed", reason=message)
-        for outcome in outcomes:
-            i = outcome["trial"]
-            record = result_record(
-                i,
-                trials[i],
-                outcome["state"],
-                outcome["summary"],
-                outcome["error"],
-                outcome.get("members"),
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        for future in done:
+            written += _record(folder, trials, futures[future], future, on_result)
+        if interrupted() and pending:
+            _stop_in_flight(folder, [futures[f] for f in pending if not f.cancel()])
+            pending = {f for f in pending if not f.cancelled()}
+    return written
+
+
+def _stop_in_flight(folder: SweepFolder, groups: Sequence[Group]) -> None:
+    """Asks the trials that are training to stop, through their stop files.
+
+    Files rather than signals, because workers may be Dask processes on other
+    machines that share only the sweep folder.
+    """
+    for group in groups:
+        for i in group.trials:
+            path = folder.trial_path(i)
+            if path.is_dir():
+                (path / STOP_REQUEST).touch()
+
+
+def _record(
+    folder: SweepFolder,
+    trials: Sequence[Trial],
+    group: Group,
+    future: Future,
+    on_result: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
+    """Writes the results of one ended group; returns its records."""
+    written = []
+    try:
+        outcomes = future.result()
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        logger.error("group %s was lost: %s", list(group.trials), message)
+        outcomes = [
+            {"trial": i, "state": "failed", "error": message, "summary": None}
+            for i in group.trials
+        ]
+        # The worker cannot say so itself: mark its trial folders for readers.
+        for i in group.trials:
+            trial = RunFolder(folder.trial_path(i))
+            if trial.path.is_dir():
+                trial.set_status("failed", reason=message)
+    for outcome in outcomes:
+        i = outcome["trial"]
+        if outcome["state"] == "stopped" and interrupted():
+            # Stopped by the sweep's own interrupt, not by a person's stop
+            # request: the trial was in flight, and a resume trains it again.
+            outcome = {**outcome, "state": "interrupted"}
+            RunFolder(folder.trial_path(i)).set_status(
+                "interrupted", reason="the sweep was interrupted"
             )
-            folder.add_result(record)
-            written.append(record)
-            on_result(record)
+        record = result_record(
+            i,
+            trials[i],
+            outcome["state"],
+            outcome["summary"],
+            outcome["error"],
+            outcome.get("members"),
+        )
+        folder.add_result(record)
+        written.append(record)
+        on_result(record)
     return written

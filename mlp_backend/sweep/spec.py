@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlp_backend.activations import ACTIVATIONS
+from mlp_backend.defaults import DEFAULTS as TRAIN_DEFAULTS
 from mlp_backend.errors import UsageError
 from mlp_backend.optim import OPTIMIZERS, SCHEDULES
 from mlp_backend.train import MONITORS, Member, TrainConfig, check_member
@@ -23,20 +24,7 @@ from mlp_backend.train import MONITORS, Member, TrainConfig, check_member
 Trial = dict[str, Any]
 
 #: Keys a trial may vary, with the defaults of ``mlp-backend train``.
-DEFAULTS: dict[str, Any] = {
-    "hidden": (64, 32),
-    "activation": "relu",
-    "optimizer": "adam",
-    "lr": 0.003,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "batch_size": 256,
-    "epochs": 60,
-    "schedule": "none",
-    "patience": 10,
-    "metric": "val_loss",
-    "seed": 0,
-}
+DEFAULTS: dict[str, Any] = dict(TRAIN_DEFAULTS)
 KEYS = tuple(DEFAULTS)
 #: Keys that random search draws log-uniformly from a ``[low, high]`` range.
 LOG_UNIFORM = ("lr", "weight_decay")

@@ -1,0 +1,77 @@
+"""SIGINT and SIGTERM stop a sweep cleanly, with real processes, and it resumes.
+
+The trials in flight end as ``interrupted`` with their files whole; trials not
+started stay unrecorded; ``--resume`` then finishes every trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlp_backend.sweep.folder import SweepFolder
+from tests.test_sweep_resume import OPTIONS, small_magic  # noqa: F401  (fixture)
+
+
+def sweep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlp_backend", "sweep", *args]
+
+
+@pytest.mark.parametrize(
+    "workers, how",
+    [("1", "sigterm-main"), ("2", "sigint-group"), ("2", "sigterm-main")],
+)
+def test_signal_stops_the_sweep_then_resume_finishes(
+    small_magic: Path, tmp_path: Path, workers: str, how: str  # noqa: F811
+) -> None:
+    runs = tmp_path / "runs"
+    folder = runs / "s"
+    process = subprocess.Popen(
+        sweep(*OPTIONS, "--data", str(small_magic), "--runs-dir", str(runs),
+              "--name", "s", "--workers", workers),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(p.stat().st_size for p in folder.glob("*/metrics.jsonl")):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be interrupted"
+    if how == "sigint-group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+    assert not (folder / "sweep.lock").exists()
+    lines = (folder / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    states = {r["state"] for r in records}
+    assert "interrupted" in states and "failed" not in states, states
+    for record in records:
+        if record["state"] == "interrupted":
+            status = json.loads((folder / record["name"] / "status.json").read_text())
+            assert status["state"] == "interrupted"
+            assert (folder / record["name"] / "model.npz").is_file()
+    assert len(records) < 8
+
+    resumed = subprocess.run(
+        sweep("--resume", str(folder), "--workers", workers),
+        capture_output=True, text=True, timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = SweepFolder(folder).results()
+    assert sorted(after) == list(range(8))
+    assert {r["state"] for r in after.values()} == {"finished"}
