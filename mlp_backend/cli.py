@@ -90,14 +90,41 @@ RUNS_DIR = click.option(
 def training_options(f: Any) -> Any:
     """The options of ``train`` (the sweep reuses their names)."""
     options = [
-        click.option("--data", default=None, help="Data file [default: MAGIC by its location rules]."),
-        click.option("--test-data", default=None, help="Separate test file instead of a test split."),
+        click.option(
+            "--data",
+            default=None,
+            help="Data file [default: MAGIC by its location rules].",
+        ),
+        click.option(
+            "--test-data",
+            default=None,
+            help="Separate test file instead of a test split.",
+        ),
         RUNS_DIR,
-        click.option("--name", default=None, help="Run folder name [default: a fresh unique one]."),
-        click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True),
-        click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True),
-        click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Learning rate."),
-        click.option("--hidden", default=",".join(map(str, DEFAULTS["hidden"])), show_default=True, help="Hidden widths."),
+        click.option(
+            "--name",
+            default=None,
+            help="Run folder name [default: a fresh unique one].",
+        ),
+        click.option(
+            "--epochs", type=int, default=DEFAULTS["epochs"], show_default=True
+        ),
+        click.option(
+            "--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True
+        ),
+        click.option(
+            "--lr",
+            type=float,
+            default=DEFAULTS["lr"],
+            show_default=True,
+            help="Learning rate.",
+        ),
+        click.option(
+            "--hidden",
+            default=",".join(map(str, DEFAULTS["hidden"])),
+            show_default=True,
+            help="Hidden widths.",
+        ),
         click.option(
             "--activation",
             type=click.Choice(["relu", "tanh", "sigmoid", "leaky_relu", "elu"]),
@@ -110,8 +137,15 @@ def training_options(f: Any) -> Any:
             default=DEFAULTS["optimizer"],
             show_default=True,
         ),
-        click.option("--momentum", type=float, default=DEFAULTS["momentum"], show_default=True),
-        click.option("--weight-decay", type=float, default=DEFAULTS["weight_decay"], show_default=True),
+        click.option(
+            "--momentum", type=float, default=DEFAULTS["momentum"], show_default=True
+        ),
+        click.option(
+            "--weight-decay",
+            type=float,
+            default=DEFAULTS["weight_decay"],
+            show_default=True,
+        ),
         click.option(
             "--schedule",
             type=click.Choice(["none", "step", "cosine"]),
@@ -119,28 +153,67 @@ def training_options(f: Any) -> Any:
             show_default=True,
             help="Learning-rate schedule.",
         ),
-        click.option("--patience", type=int, default=DEFAULTS["patience"], show_default=True,
-                     help="Epochs without improvement before early stopping (0: off)."),
+        click.option(
+            "--patience",
+            type=int,
+            default=DEFAULTS["patience"],
+            show_default=True,
+            help="Epochs without improvement before early stopping (0: off).",
+        ),
         click.option(
             "--metric",
-            type=click.Choice(["val_loss", "val_accuracy", "val_f1", "val_roc_auc", "val_mse", "val_r2"]),
+            type=click.Choice(
+                [
+                    "val_loss",
+                    "val_accuracy",
+                    "val_f1",
+                    "val_roc_auc",
+                    "val_mse",
+                    "val_r2",
+                ]
+            ),
             default=DEFAULTS["metric"],
             show_default=True,
             help="Validation metric for early stopping and the best weights.",
         ),
-        click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
-                     help="Seed of initial weights and batch order."),
-        click.option("--split-seed", type=int, default=0, show_default=True,
-                     help="Seed of the train/validation/test split."),
-        click.option("--task", type=click.Choice(["classification", "regression"]),
-                     default="classification", show_default=True),
-        click.option("--label", default="-1", show_default=True,
-                     help="Label column: a name (with a header) or an index."),
-        click.option("--positive", default=None,
-                     help="Positive class of a binary task [MAGIC: g]."),
+        click.option(
+            "--seed",
+            type=int,
+            default=DEFAULTS["seed"],
+            show_default=True,
+            help="Seed of initial weights and batch order.",
+        ),
+        click.option(
+            "--split-seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of the train/validation/test split.",
+        ),
+        click.option(
+            "--task",
+            type=click.Choice(["classification", "regression"]),
+            default="classification",
+            show_default=True,
+        ),
+        click.option(
+            "--label",
+            default="-1",
+            show_default=True,
+            help="Label column: a name (with a header) or an index.",
+        ),
+        click.option(
+            "--positive",
+            default=None,
+            help="Positive class of a binary task [MAGIC: g].",
+        ),
         BACKEND,
-        click.option("--dtype", type=click.Choice(["float32", "float64"]),
-                     default="float32", show_default=True),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "float64"]),
+            default="float32",
+            show_default=True,
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -156,8 +229,12 @@ def label_option(value: str) -> str | int:
 
 @main.command()
 @training_options
-@click.option("--monitor", "open_monitor", is_flag=True,
-              help="Follow the run in the terminal monitor.")
+@click.option(
+    "--monitor",
+    "open_monitor",
+    is_flag=True,
+    help="Follow the run in the terminal monitor.",
+)
 def train(open_monitor: bool, **options: Any) -> None:
     """Train one network; with no options, a good default network on MAGIC."""
     if open_monitor:
@@ -175,7 +252,11 @@ def train(open_monitor: bool, **options: Any) -> None:
 
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--data", default=None, help="Score this labelled file instead of the run's test part.")
+@click.option(
+    "--data",
+    default=None,
+    help="Score this labelled file instead of the run's test part.",
+)
 @BACKEND
 def evaluate(run: Path, data: str | None, backend: str | None) -> None:
     """Re-score a saved model on its test data or on a given file."""
@@ -188,8 +269,13 @@ def evaluate(run: Path, data: str | None, backend: str | None) -> None:
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the CSV here [default: standard output].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the CSV here [default: standard output].",
+)
 @BACKEND
 def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> None:
     """Write the predicted class and probability of each row of FILE as CSV."""
@@ -217,7 +303,8 @@ def info(data: str | None) -> None:
     from mlp_backend.backend import cupy_problem, get_backend
     from mlp_backend.errors import DataError
 
-    click.echo(f"mlp-backend {__version__}, Python {platform.python_version()}, NumPy {np.__version__}")
+    python = platform.python_version()
+    click.echo(f"mlp-backend {__version__}, Python {python}, NumPy {np.__version__}")
     problem = cupy_problem()
     if problem is None:
         import cupy
@@ -236,8 +323,16 @@ def info(data: str | None) -> None:
 
 
 @main.command()
-@click.argument("runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"))
-@click.option("--refresh", type=float, default=1.0, show_default=True, help="Seconds between redraws.")
+@click.argument(
+    "runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs")
+)
+@click.option(
+    "--refresh",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between redraws.",
+)
 def monitor(runs_dir: Path, refresh: float) -> None:
     """Follow training runs and sweeps live in the terminal."""
     from tui import run_monitor
@@ -273,7 +368,13 @@ def print_metrics(report: dict[str, Any]) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+    return (
+        "n/a"
+        if value is None
+        else f"{value:.4f}"
+        if isinstance(value, float)
+        else str(value)
+    )
 
 
 def elapsed(start: float) -> str:

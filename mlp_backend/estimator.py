@@ -198,7 +198,13 @@ class _MLP:
         self.params_ = params
         n_outputs = params[-1].shape[0]
         hidden = tuple(p.shape[1] for p in params[0:-2:2])
-        shape = Shape(self.n_features_in_, hidden, n_outputs, self.activation, TASK_LOSS[self.task_])
+        shape = Shape(
+            self.n_features_in_,
+            hidden,
+            n_outputs,
+            self.activation,
+            TASK_LOSS[self.task_],
+        )
         self._stack = Stack.from_host(self.backend_, shape, [params])
 
     @property
@@ -208,7 +214,9 @@ class _MLP:
     def _output(self, X: np.ndarray) -> np.ndarray:
         """The network's probabilities or values on host rows, ``(rows, outputs)``."""
         if not hasattr(self, "params_"):
-            raise UsageError(f"this {type(self).__name__} is not fitted yet; call fit first")
+            raise UsageError(
+                f"this {type(self).__name__} is not fitted yet; call fit first"
+            )
         X = _features(X)
         if X.shape[1] != self.n_features_in_:
             raise UsageError(
@@ -220,7 +228,9 @@ class _MLP:
 
     def to_saved(self, config: dict[str, Any]) -> SavedModel:
         """The fitted network in the form ``model.npz`` stores."""
-        return SavedModel(list(self.params_), self.standardizer_, self._classes(), config)
+        return SavedModel(
+            list(self.params_), self.standardizer_, self._classes(), config
+        )
 
     def _classes(self) -> list[str]:
         return []
@@ -257,8 +267,13 @@ class MLPClassifier(_MLP):
 
     _task_kind = "classifier"
 
-    def __init__(self, hidden: Sequence[int] = DEFAULTS["hidden"], *, positive: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hidden: Sequence[int] = DEFAULTS["hidden"],
+        *,
+        positive: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(hidden, **kwargs)
         self.positive = positive
 
@@ -362,7 +377,9 @@ class MLPRegressor(_MLP):
 def _features(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
-        raise UsageError(f"X must be two-dimensional (rows, features); got shape {X.shape}")
+        raise UsageError(
+            f"X must be two-dimensional (rows, features); got shape {X.shape}"
+        )
     if not np.all(np.isfinite(X)):
         raise UsageError("X holds NaN or infinite values")
     return X

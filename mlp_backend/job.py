@@ -94,7 +94,11 @@ def load_dataset(
     For MAGIC, ``g`` (gamma) is the positive class. With ``test_data`` the
     test part is that file and the rest is split into train and validation.
     """
-    path = locate_magic(data) if data is None or Path(data).name == MAGIC_NAME else Path(data)
+    path = (
+        locate_magic(data)
+        if data is None or Path(data).name == MAGIC_NAME
+        else Path(data)
+    )
     table = read_table(path, task=task, label=label)
     fixed = list(MAGIC_CLASSES) if path.name == MAGIC_NAME else None
     if task == "regression":
@@ -112,7 +116,9 @@ def load_dataset(
         raw = {"train": rows.train, "val": rows.val, "test": rows.test}
         parts = {k: (X[r], y[r]) for k, r in raw.items()}
     else:
-        test_table = read_table(Path(test_data), task=task, label=label, classes=classes or None)
+        test_table = read_table(
+            Path(test_data), task=task, label=label, classes=classes or None
+        )
         check_features(test_table, table.feature_names, named=False)
         train_share = split[0] / (split[0] + split[1])
         rest = 1.0 - train_share
@@ -188,7 +194,9 @@ class Recorder:
         backend: Reports the device memory in the status.
     """
 
-    def __init__(self, folders: dict[int, RunFolder], epochs: int, backend: Backend) -> None:
+    def __init__(
+        self, folders: dict[int, RunFolder], epochs: int, backend: Backend
+    ) -> None:
         self.folders = folders
         self.epochs = epochs
         self.backend = backend
@@ -197,7 +205,9 @@ class Recorder:
         folder = self.folders[member]
         folder.append_metrics(record)
         device = {"name": self.backend.device_name, **self.backend.memory()}
-        folder.set_status("running", epoch=record["epoch"], epochs=self.epochs, device=device)
+        folder.set_status(
+            "running", epoch=record["epoch"], epochs=self.epochs, device=device
+        )
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
         if result.reason:
@@ -281,7 +291,9 @@ def catch_interrupts() -> Iterator[None]:
         yield
         return
     _INTERRUPT.clear()
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:

@@ -37,7 +37,9 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
         code = None
     if code is not None and code != 0:
         log.close()
-        click.echo((runs_dir / ".job.log").read_text(errors="replace")[-2000:], err=True)
+        click.echo(
+            (runs_dir / ".job.log").read_text(errors="replace")[-2000:], err=True
+        )
         return code
     from tui import run_monitor
 

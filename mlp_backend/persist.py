@@ -93,7 +93,7 @@ def load_model(path: Path) -> SavedModel:
         raise RunError(f"{path}: the saved config is incomplete ({exc})") from None
     sizes = [n_features, *hidden, n_outputs]
     params = []
-    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         for key, shape in ((f"W{l}", (fan_in, fan_out)), (f"b{l}", (fan_out,))):
             array = need(key, "f")
             if array.shape != shape:

@@ -36,11 +36,15 @@ class ProgressDisplay:
         self.progress.stop()
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
-        figures = f"loss {record['train_loss']:.4f}  {self.metric} {record[self.metric]:.4f}"
+        figures = (
+            f"loss {record['train_loss']:.4f}  {self.metric} {record[self.metric]:.4f}"
+        )
         self.progress.update(self.task, completed=record["epoch"], figures=figures)
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
-        self.progress.update(self.task, total=result.epochs_run, completed=result.epochs_run)
+        self.progress.update(
+            self.task, total=result.epochs_run, completed=result.epochs_run
+        )
 
 
 class PlainLines:
@@ -52,13 +56,17 @@ class PlainLines:
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
         figures = "  ".join(
-            f"{k} {v:.4f}" for k, v in record.items()
+            f"{k} {v:.4f}"
+            for k, v in record.items()
             if k.startswith(("train_", "val_")) and isinstance(v, float)
         )
         spent = time.perf_counter() - self.start
         eta = spent / record["epoch"] * (self.epochs - record["epoch"])
-        print(f"epoch {record['epoch']}/{self.epochs}  {figures}  eta {eta:.0f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"epoch {record['epoch']}/{self.epochs}  {figures}  eta {eta:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
         pass

@@ -23,7 +23,14 @@ from mlp_backend.errors import RunError, UsageError
 
 FORMAT = 1
 STATES = (
-    "queued", "running", "finished", "diverged", "stopped", "interrupted", "failed", "pruned"
+    "queued",
+    "running",
+    "finished",
+    "diverged",
+    "stopped",
+    "interrupted",
+    "failed",
+    "pruned",
 )
 STOP_REQUEST = "stop.request"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -87,15 +87,21 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     )
     if options["metric"] in ("val_mse", "val_r2") and dataset.task != "regression":
         raise UsageError(f"--metric: {options['metric']} is for regression tasks")
-    if options["metric"] not in ("val_loss", "val_mse", "val_r2") and dataset.task == "regression":
+    if (
+        options["metric"] not in ("val_loss", "val_mse", "val_r2")
+        and dataset.task == "regression"
+    ):
         raise UsageError(f"--metric: {options['metric']} is for classification tasks")
     if dataset.task == "multiclass" and options["metric"] == "val_roc_auc":
         raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
 
     path = create_folder(Path(options["runs_dir"]), options["name"])
     folder = RunFolder(path)
-    loss = {"binary": "binary_cross_entropy", "multiclass": "softmax_cross_entropy",
-            "regression": "mean_squared_error"}[dataset.task]
+    loss = {
+        "binary": "binary_cross_entropy",
+        "multiclass": "softmax_cross_entropy",
+        "regression": "mean_squared_error",
+    }[dataset.task]
     model = {
         "hidden": list(hidden),
         "activation": options["activation"],
@@ -104,14 +110,25 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     }
     training = {
         k: options[k]
-        for k in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                  "schedule", "patience", "seed")
+        for k in (
+            "epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "momentum",
+            "weight_decay",
+            "schedule",
+            "patience",
+            "seed",
+        )
     }
     training["monitor"] = options["metric"]
     config = run_config(path.name, dataset, backend, model, training)
     folder.write_config(config)
     folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
-    logger.info("run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name)
+    logger.info(
+        "run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name
+    )
 
     callbacks: list[Any] = [Recorder({0: folder}, int(options["epochs"]), backend)]
     bar = None
@@ -134,7 +151,10 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
             if bar is not None:
                 bar.start()
             fit_args = dict(
-                eval_set=(dataset.parts["val"][0], _labels(dataset, dataset.parts["val"][1])),
+                eval_set=(
+                    dataset.parts["val"][0],
+                    _labels(dataset, dataset.parts["val"][1]),
+                ),
                 callbacks=callbacks,
                 should_stop=stop,
                 feature_names=dataset.feature_names,
@@ -161,7 +181,9 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     test = evaluate(backend, dataset.task, y_test, output)
     saved = estimator.to_saved(config)
     saved.standardizer = dataset.standardizer
-    summary = finish_run(folder, estimator.result_, saved, test, seconds, options["metric"])
+    summary = finish_run(
+        folder, estimator.result_, saved, test, seconds, options["metric"]
+    )
     _report(path, summary)
     return summary["state"]
 
@@ -183,7 +205,10 @@ def _report(path: Path, summary: dict[str, Any]) -> None:
     from mlp_backend.cli import print_metrics
 
     state = summary["state"]
-    line = f"run {state} after {summary['epochs_run']} epochs (best epoch {summary['best_epoch']})"
+    line = (
+        f"run {state} after {summary['epochs_run']} epochs "
+        f"(best epoch {summary['best_epoch']})"
+    )
     if summary.get("reason"):
         line += f": {summary['reason']}"
     logger.info("%s in %.1fs", line, summary["seconds"])
@@ -195,12 +220,16 @@ def _load(run: Path, backend_name: str | None):
     if not (run / "model.npz").is_file():
         raise UsageError(f"RUN: {run} holds no model.npz (is it a run folder?)")
     saved = load_model(run / "model.npz")
-    backend = get_backend(backend_name, saved.config.get("backend", {}).get("dtype", "float32"))
+    backend = get_backend(
+        backend_name, saved.config.get("backend", {}).get("dtype", "float32")
+    )
     cls = MLPRegressor if saved.config["task"] == "regression" else MLPClassifier
     return saved, cls.from_saved(saved, backend), backend
 
 
-def run_evaluate(run: Path, data: str | None, backend_name: str | None) -> dict[str, Any]:
+def run_evaluate(
+    run: Path, data: str | None, backend_name: str | None
+) -> dict[str, Any]:
     """Scores a saved model on the run's own test part or on a labelled file."""
     saved, estimator, backend = _load(run, backend_name)
     config = saved.config
@@ -219,7 +248,9 @@ def run_evaluate(run: Path, data: str | None, backend_name: str | None) -> dict[
         X = X * dataset.standardizer.scale + dataset.standardizer.mean
     else:
         kind = "regression" if task == "regression" else "classification"
-        table = read_table(Path(data), task=kind, label=-1, classes=saved.classes or None)
+        table = read_table(
+            Path(data), task=kind, label=-1, classes=saved.classes or None
+        )
         check_features(table, config["data"]["feature_names"], named=False)
         X = table.X
         if task == "regression":
@@ -249,8 +280,11 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
     if saved.config["task"] == "regression":
         return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]
     proba = estimator.predict_proba(table.X)
-    labels = estimator.classes_[np.argmax(proba, axis=1)] if proba.shape[1] > 2 else \
-        estimator.classes_[(proba[:, 1] > 0.5).astype(np.int64)]
+    labels = (
+        estimator.classes_[np.argmax(proba, axis=1)]
+        if proba.shape[1] > 2
+        else estimator.classes_[(proba[:, 1] > 0.5).astype(np.int64)]
+    )
     header = ["class", *[f"p_{c}" for c in estimator.classes_]]
-    return header, [[lab, *(f"{p:.6f}" for p in row)] for lab, row in zip(labels, proba)]
-
+    rows = zip(labels, proba, strict=True)
+    return header, [[lab, *(f"{p:.6f}" for p in row)] for lab, row in rows]

@@ -43,6 +43,16 @@ def magic_path() -> Path:
     return path
 
 
+@pytest.fixture
+def small_magic(magic_path: Path, tmp_path: Path) -> Path:
+    """300 MAGIC rows (both classes) in a file named as MAGIC, for quick runs."""
+    lines = magic_path.read_text().splitlines()
+    path = tmp_path / "data" / "magic04.data"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines[:150] + lines[-150:]) + "\n")
+    return path
+
+
 def case_file(name: str) -> Path:
     """A file of the shared failure cases; the test skips when it is absent."""
     path = CASES / name

@@ -39,9 +39,11 @@ def max_relative_error(
                 numeric[idx] = _central_difference(
                     backend, shape, members, X, Y, j, k, idx, step
                 )
-            a = analytic[j, 0, : p.shape[0]] if k % 2 else analytic[j][
-                : p.shape[0], : p.shape[1]
-            ]
+            a = (
+                analytic[j, 0, : p.shape[0]]
+                if k % 2
+                else analytic[j][: p.shape[0], : p.shape[1]]
+            )
             scale = max(np.linalg.norm(a) + np.linalg.norm(numeric), 1e-12)
             worst = max(worst, float(np.linalg.norm(a - numeric) / scale))
     return worst

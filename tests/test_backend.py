@@ -58,7 +58,9 @@ def test_asarray_takes_the_backend_float_dtype(backend32):
 
 
 def test_unknown_backend_names_the_option():
-    with pytest.raises(UsageError, match="--backend: expected one of auto, numpy, cupy"):
+    with pytest.raises(
+        UsageError, match="--backend: expected one of auto, numpy, cupy"
+    ):
         get_backend("tpu")
 
 
@@ -82,7 +84,9 @@ def test_real_cupy_without_device_falls_back_and_explicit_cupy_fails(caplog):
     with caplog.at_level(logging.INFO, logger="mlp_backend.backend"):
         assert get_backend("auto").name == "numpy"
     assert "using numpy" in caplog.text and "cupy" in caplog.text
-    with pytest.raises(BackendError, match="--backend cupy: .*CUDA|--backend cupy: .*cuda"):
+    with pytest.raises(
+        BackendError, match="--backend cupy: .*CUDA|--backend cupy: .*cuda"
+    ):
         get_backend("cupy")
 
 
@@ -92,7 +96,9 @@ def test_training_scope_restores_blas_threads():
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     backend = get_backend("numpy")
     with backend.training_scope(10):
-        inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        inside = [
+            i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+        ]
     after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     assert inside == [1] * len(before)
     assert after == before

@@ -18,10 +18,16 @@ from tests.conftest import case_file
 from tests.gradcheck import max_relative_error
 
 TOLERANCE = 1e-6
-OUTPUTS = {"binary_cross_entropy": 1, "softmax_cross_entropy": 3, "mean_squared_error": 2}
+OUTPUTS = {
+    "binary_cross_entropy": 1,
+    "softmax_cross_entropy": 3,
+    "mean_squared_error": 2,
+}
 
 
-def _targets(rng: np.random.Generator, loss: str, shape: tuple[int, int, int]) -> np.ndarray:
+def _targets(
+    rng: np.random.Generator, loss: str, shape: tuple[int, int, int]
+) -> np.ndarray:
     m, batch, k = shape
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, size=shape).astype(float)
@@ -36,7 +42,9 @@ def _random_members(rng, sizes_per_member, activation):
     for sizes in sizes_per_member:
         params = init_weights(rng, sizes, init)
         # Non-zero biases, so their gradients are tested away from the start.
-        members.append([p + 0.1 * rng.normal(size=p.shape) if p.ndim == 1 else p for p in params])
+        members.append(
+            [p + 0.1 * rng.normal(size=p.shape) if p.ndim == 1 else p for p in params]
+        )
     return members
 
 

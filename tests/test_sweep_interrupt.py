@@ -10,18 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from mlp_backend.sweep.folder import SweepFolder
-from tests.test_sweep_resume import OPTIONS, small_magic  # noqa: F401  (fixture)
-
-
-def sweep(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mlp_backend", "sweep", *args]
+from tests.test_sweep_resume import OPTIONS
+from tests.test_sweep_resume import command as sweep
 
 
 @pytest.mark.parametrize(
@@ -29,13 +25,25 @@ def sweep(*args: str) -> list[str]:
     [("1", "sigterm-main"), ("2", "sigint-group"), ("2", "sigterm-main")],
 )
 def test_signal_stops_the_sweep_then_resume_finishes(
-    small_magic: Path, tmp_path: Path, workers: str, how: str  # noqa: F811
+    small_magic: Path,
+    tmp_path: Path,
+    workers: str,
+    how: str,
 ) -> None:
     runs = tmp_path / "runs"
     folder = runs / "s"
     process = subprocess.Popen(
-        sweep(*OPTIONS, "--data", str(small_magic), "--runs-dir", str(runs),
-              "--name", "s", "--workers", workers),
+        sweep(
+            *OPTIONS,
+            "--data",
+            str(small_magic),
+            "--runs-dir",
+            str(runs),
+            "--name",
+            "s",
+            "--workers",
+            workers,
+        ),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -69,7 +77,9 @@ def test_signal_stops_the_sweep_then_resume_finishes(
 
     resumed = subprocess.run(
         sweep("--resume", str(folder), "--workers", workers),
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert resumed.returncode == 0, resumed.stderr
     after = SweepFolder(folder).results()

@@ -36,15 +36,6 @@ OPTIONS = [
 ]
 
 
-@pytest.fixture
-def small_magic(magic_path: Path, tmp_path: Path) -> Path:
-    lines = magic_path.read_text().splitlines()
-    path = tmp_path / "data" / "magic04.data"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines[:150] + lines[-150:]) + "\n")
-    return path
-
-
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlp_backend", "sweep", *args]
 

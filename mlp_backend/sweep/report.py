@@ -19,18 +19,9 @@ from mlp_backend.sweep.spec import KEYS
 
 #: Columns where lower is better; every other metric is sorted highest first.
 LOWER_IS_BETTER = ("loss", "mse", "log_loss", "seconds", "best_value")
-LEADERBOARD = (
-    "trial",
-    "state",
-    "hidden",
-    "lr",
-    "optimizer",
-    "epochs_run",
-    "val_loss",
-    "val_f1",
-    "test_f1",
-    "test_roc_auc",
-)
+#: Outcome columns of the leaderboard; the hyperparameters shown are the
+#: reference pair (hidden, lr) plus every other key that differs between trials.
+LEADERBOARD = ("epochs_run", "val_loss", "val_f1", "test_f1", "test_roc_auc")
 
 
 @dataclass
@@ -225,13 +216,18 @@ def leaderboard(report: Report) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{report.path.name}: best {report.sort_by} first")
-    columns = list(LEADERBOARD)
+    varying = [
+        k
+        for k in KEYS
+        if k in ("hidden", "lr") or len({str(r.get(k)) for r in report.rows}) > 1
+    ]
+    columns = ["trial", "state", *varying, *LEADERBOARD]
     if report.sort_by not in columns:
         columns.append(report.sort_by)
     for column in columns:
         table.add_column(
             column,
-            justify="left" if column in ("state", "hidden", "optimizer") else "right",
+            justify="right" if column in LEADERBOARD or column == "lr" else "left",
         )
     for row in report.rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
