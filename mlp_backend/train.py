@@ -376,7 +376,7 @@ class Trainer:
                 tracker.history.append(record)
                 value = record[cfg.monitor]
                 monitored[j] = value
-                if math.isfinite(value) and sign * value < sign * tracker.best:
+                if math.isfinite(value) and sign * value < tracker.best:
                     tracker.best, tracker.best_epoch, tracker.waited = sign * value, epoch, 0
                     improved[i] = True
                 else:

@@ -73,3 +73,41 @@ def test_fused_members_equal_alone_float32(backend32: Backend, optimizer: str) -
     for member, result in zip(MEMBERS, fused, strict=True):
         alone = train(backend32, optimizer, [member])[0]
         compare(alone, result, rtol=1e-4, atol=1e-6)
+
+
+def regression(backend: Backend) -> DeviceData:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(90, 3)) * 5
+    y = X @ np.array([3.0, -2.0, 1.0]) * 100
+    return to_device(backend, "regression", 0, (X[:60], y[:60]), (X[60:], y[60:]))
+
+
+def test_a_diverging_member_stops_alone(backend: Backend) -> None:
+    config = TrainConfig(
+        activation="relu", optimizer="sgd", batch_size=16, epochs=4, patience=0
+    )
+    calm = Member(hidden=(8,), lr=1e-5, seed=1)
+    wild = Member(hidden=(8,), lr=1e6, seed=2)
+    fused = Trainer(backend, config, [calm, wild], regression(backend)).run()
+    alone = Trainer(backend, config, [calm], regression(backend)).run()[0]
+
+    assert fused[1].state == "diverged" and fused[1].step >= 1
+    assert all(np.all(np.isfinite(p)) for p in fused[1].params)
+    assert fused[0].state == "finished" and fused[0].epochs_run == 4
+    compare(alone, fused[0], rtol=0.0, atol=1e-10)
+
+
+def test_early_stopping_is_per_member(backend: Backend) -> None:
+    # A learning rate too small to improve the validation loss for long stops
+    # early; the other member trains all its epochs, exactly as alone.
+    config = TrainConfig(
+        activation="tanh", optimizer="sgd", batch_size=16, epochs=12, patience=2,
+        monitor="val_accuracy",
+    )
+    members = [Member(hidden=(6,), lr=1e-9, seed=3), Member(hidden=(6,), lr=0.1, seed=4)]
+    fused = Trainer(backend, config, members, synthetic(backend)).run()
+    for member, result in zip(members, fused, strict=True):
+        alone = Trainer(backend, config, [member], synthetic(backend)).run()[0]
+        compare(alone, result, rtol=0.0, atol=1e-10)
+    assert fused[0].epochs_run < fused[1].epochs_run
+    assert "early stop" in fused[0].reason
