@@ -20,6 +20,7 @@ import click
 from mlp_backend import __version__
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import MLPBackendError, UsageError
+from mlp_backend.options import BACKEND, data_options, task_options
 
 logger = logging.getLogger("mlp_backend")
 
@@ -72,35 +73,10 @@ def main(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
-BACKEND = click.option(
-    "--backend",
-    type=click.Choice(["auto", "numpy", "cupy"]),
-    default=None,
-    help="Array backend [default: $MLP_BACKEND, else auto].",
-)
-RUNS_DIR = click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    help="Root folder of run folders.",
-)
-
-
 def training_options(f: Any) -> Any:
     """The options of ``train`` (the sweep reuses their names)."""
     options = [
-        click.option(
-            "--data",
-            default=None,
-            help="Data file [default: MAGIC by its location rules].",
-        ),
-        click.option(
-            "--test-data",
-            default=None,
-            help="Separate test file instead of a test split.",
-        ),
-        RUNS_DIR,
+        data_options,
         click.option(
             "--name",
             default=None,
@@ -183,48 +159,11 @@ def training_options(f: Any) -> Any:
             show_default=True,
             help="Seed of initial weights and batch order.",
         ),
-        click.option(
-            "--split-seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seed of the train/validation/test split.",
-        ),
-        click.option(
-            "--task",
-            type=click.Choice(["classification", "regression"]),
-            default="classification",
-            show_default=True,
-        ),
-        click.option(
-            "--label",
-            default="-1",
-            show_default=True,
-            help="Label column: a name (with a header) or an index.",
-        ),
-        click.option(
-            "--positive",
-            default=None,
-            help="Positive class of a binary task [MAGIC: g].",
-        ),
-        BACKEND,
-        click.option(
-            "--dtype",
-            type=click.Choice(["float32", "float64"]),
-            default="float32",
-            show_default=True,
-        ),
+        task_options,
     ]
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def label_option(value: str) -> str | int:
-    try:
-        return int(value)
-    except ValueError:
-        return value
 
 
 @main.command()

@@ -33,6 +33,8 @@ from mlp_backend.data import (
     locate_magic,
     stratified_split,
 )
+from mlp_backend.errors import UsageError
+from mlp_backend.losses import TASK_LOSS
 from mlp_backend.persist import SavedModel, save_model
 from mlp_backend.runs import RunFolder
 from mlp_backend.train import MemberResult
@@ -149,6 +151,54 @@ def load_dataset(
         "sizes": {k: int(v[0].shape[0]) for k, v in parts.items()},
     }
     return Dataset(kind, parts, classes, standardizer, list(table.feature_names), info)
+
+
+def check_metric(metric: str, task: str) -> None:
+    """Rejects a validation metric that the task does not have.
+
+    Raises:
+        UsageError: Naming ``--metric`` and the task.
+    """
+    regression = metric in ("val_mse", "val_r2")
+    if regression and task != "regression":
+        raise UsageError(f"--metric: {metric} is for regression tasks")
+    if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
+        raise UsageError(f"--metric: {metric} is for classification tasks")
+    if task == "multiclass" and metric == "val_roc_auc":
+        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+
+
+TRAINING_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "patience",
+    "seed",
+)
+
+
+def run_settings(
+    dataset: Dataset, hidden: Sequence[int], values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``model`` and ``training`` sections of ``config.json``.
+
+    Args:
+        hidden: The run's hidden widths.
+        values: Training settings by option name (``metric`` for the monitor).
+    """
+    model = {
+        "hidden": list(hidden),
+        "activation": values["activation"],
+        "loss": TASK_LOSS[dataset.task],
+        "outputs": dataset.n_classes if dataset.task == "multiclass" else 1,
+    }
+    training = {key: values[key] for key in TRAINING_KEYS}
+    training["monitor"] = values["metric"]
+    return model, training
 
 
 def versions() -> dict[str, str]:

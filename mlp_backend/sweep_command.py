@@ -18,7 +18,8 @@ import click
 
 from mlp_backend.backend import get_backend
 from mlp_backend.errors import UsageError
-from mlp_backend.job import catch_interrupts, interrupted
+from mlp_backend.job import catch_interrupts, check_metric, interrupted
+from mlp_backend.options import data_options, label_value, task_options
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
@@ -36,23 +37,6 @@ logger = logging.getLogger(__name__)
 EXIT_TRIAL_FAILED = 3
 EXIT_INTERRUPTED = 130
 PRUNERS = ("halving",)
-
-
-def _label(value: str) -> str | int:
-    try:
-        return int(value)
-    except ValueError:
-        return value
-
-
-def _check_metric(metric: str, task: str) -> None:
-    regression = metric in ("val_mse", "val_r2")
-    if regression and task != "regression":
-        raise UsageError(f"--metric: {metric} is for regression tasks")
-    if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
-        raise UsageError(f"--metric: {metric} is for classification tasks")
-    if task == "multiclass" and metric == "val_roc_auc":
-        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
 
 
 def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
@@ -123,7 +107,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("data"),
             options.get("test_data"),
             options.get("task") or "classification",
-            _label(str(options.get("label", "-1"))),
+            label_value(str(options.get("label", "-1"))),
             options.get("positive"),
             int(options.get("split_seed") or 0),
         )
@@ -137,7 +121,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     backend = get_backend(settings.backend, settings.dtype)
     dataset = dataset_for(data)
     for metric in sorted({t["metric"] for t in trials}):
-        _check_metric(metric, dataset.task)
+        check_metric(metric, dataset.task)
 
     if not options.get("resume"):
         recorded = {
@@ -232,14 +216,7 @@ def _list_option(key: str, help_text: str) -> Any:
 
 def sweep_options(f: Any) -> Any:
     options = [
-        click.option("--data", default=None, help="Data file [default: MAGIC]."),
-        click.option("--test-data", default=None, help="Separate test file."),
-        click.option(
-            "--runs-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path("runs"),
-            show_default=True,
-        ),
+        data_options,
         click.option("--name", default=None, help="Sweep folder name."),
         _list_option("hidden", "Hidden widths, layers joined by x (64x32)."),
         _list_option("lr", "Learning rates."),
@@ -302,24 +279,7 @@ def sweep_options(f: Any) -> Any:
             default=None,
             help="Continue the sweep in this folder.",
         ),
-        click.option("--split-seed", type=int, default=0, show_default=True),
-        click.option(
-            "--task",
-            type=click.Choice(["classification", "regression"]),
-            default="classification",
-            show_default=True,
-        ),
-        click.option("--label", default="-1", show_default=True),
-        click.option("--positive", default=None),
-        click.option(
-            "--backend", type=click.Choice(["auto", "numpy", "cupy"]), default=None
-        ),
-        click.option(
-            "--dtype",
-            type=click.Choice(["float32", "float64"]),
-            default="float32",
-            show_default=True,
-        ),
+        task_options,
     ]
     for option in reversed(options):
         f = option(f)

@@ -21,12 +21,15 @@ from mlp_backend.job import (
     Recorder,
     StopFlag,
     catch_interrupts,
+    check_metric,
     evaluate,
     finish_run,
     load_dataset,
     read_table,
     run_config,
+    run_settings,
 )
+from mlp_backend.options import label_value
 from mlp_backend.persist import load_model
 from mlp_backend.runs import RunFolder, check_name, create_folder
 
@@ -65,7 +68,7 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     Every option is checked, the backend resolved and the data read before
     the run folder is created, so bad input leaves nothing behind.
     """
-    from mlp_backend.cli import int_list, label_option
+    from mlp_backend.cli import int_list
 
     hidden = int_list(options["hidden"], "--hidden")
     if options["name"] is not None:
@@ -81,48 +84,15 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
         options["data"],
         test_data=options["test_data"],
         task=options["task"],
-        label=label_option(options["label"]),
+        label=label_value(options["label"]),
         positive=options["positive"],
         split_seed=int(options["split_seed"]),
     )
-    if options["metric"] in ("val_mse", "val_r2") and dataset.task != "regression":
-        raise UsageError(f"--metric: {options['metric']} is for regression tasks")
-    if (
-        options["metric"] not in ("val_loss", "val_mse", "val_r2")
-        and dataset.task == "regression"
-    ):
-        raise UsageError(f"--metric: {options['metric']} is for classification tasks")
-    if dataset.task == "multiclass" and options["metric"] == "val_roc_auc":
-        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+    check_metric(options["metric"], dataset.task)
 
     path = create_folder(Path(options["runs_dir"]), options["name"])
     folder = RunFolder(path)
-    loss = {
-        "binary": "binary_cross_entropy",
-        "multiclass": "softmax_cross_entropy",
-        "regression": "mean_squared_error",
-    }[dataset.task]
-    model = {
-        "hidden": list(hidden),
-        "activation": options["activation"],
-        "loss": loss,
-        "outputs": 1 if dataset.task != "multiclass" else dataset.n_classes,
-    }
-    training = {
-        k: options[k]
-        for k in (
-            "epochs",
-            "batch_size",
-            "lr",
-            "optimizer",
-            "momentum",
-            "weight_decay",
-            "schedule",
-            "patience",
-            "seed",
-        )
-    }
-    training["monitor"] = options["metric"]
+    model, training = run_settings(dataset, hidden, options)
     config = run_config(path.name, dataset, backend, model, training)
     folder.write_config(config)
     folder.set_status("running", epoch=0, epochs=int(options["epochs"]))

@@ -45,11 +45,11 @@ def magic_path() -> Path:
 
 @pytest.fixture
 def small_magic(magic_path: Path, tmp_path: Path) -> Path:
-    """300 MAGIC rows (both classes) in a file named as MAGIC, for quick runs."""
+    """400 MAGIC rows (both classes) in a file named as MAGIC, for quick runs."""
     lines = magic_path.read_text().splitlines()
     path = tmp_path / "data" / "magic04.data"
     path.parent.mkdir()
-    path.write_text("\n".join(lines[:150] + lines[-150:]) + "\n")
+    path.write_text("\n".join(lines[:200] + lines[-200:]) + "\n")
     return path
 
 

@@ -20,16 +20,6 @@ from mlp_backend.sweep_command import report, run_sweep, sweep
 from tests.conftest import SHARED, case_file
 
 
-@pytest.fixture
-def small_magic(magic_path: Path, tmp_path: Path) -> Path:
-    """400 MAGIC rows, both classes, under MAGIC's file name (so its layout is used)."""
-    lines = magic_path.read_text().splitlines()
-    path = tmp_path / "data" / "magic04.data"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines[:200] + lines[-200:]) + "\n")
-    return path
-
-
 def options(data: Path, runs: Path, **extra) -> dict:
     base = {
         "data": str(data),

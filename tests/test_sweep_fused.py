@@ -101,10 +101,17 @@ def test_early_stopping_is_per_member(backend: Backend) -> None:
     # A learning rate too small to improve the validation loss for long stops
     # early; the other member trains all its epochs, exactly as alone.
     config = TrainConfig(
-        activation="tanh", optimizer="sgd", batch_size=16, epochs=12, patience=2,
+        activation="tanh",
+        optimizer="sgd",
+        batch_size=16,
+        epochs=12,
+        patience=2,
         monitor="val_accuracy",
     )
-    members = [Member(hidden=(6,), lr=1e-9, seed=3), Member(hidden=(6,), lr=0.1, seed=4)]
+    members = [
+        Member(hidden=(6,), lr=1e-9, seed=3),
+        Member(hidden=(6,), lr=0.1, seed=4),
+    ]
     fused = Trainer(backend, config, members, synthetic(backend)).run()
     for member, result in zip(members, fused, strict=True):
         alone = Trainer(backend, config, [member], synthetic(backend)).run()[0]

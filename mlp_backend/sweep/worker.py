@@ -32,7 +32,9 @@ from mlp_backend.job import (
     finish_run,
     load_dataset,
     run_config,
+    run_settings,
 )
+from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
 from mlp_backend.runs import RunFolder
@@ -42,11 +44,6 @@ from mlp_backend.train import MONITORS, DeviceData, MemberResult, Trainer, to_de
 
 logger = logging.getLogger(__name__)
 
-LOSSES = {
-    "binary": "binary_cross_entropy",
-    "multiclass": "softmax_cross_entropy",
-    "regression": "mean_squared_error",
-}
 #: Successive halving looks at the members after these fractions of the epochs.
 RUNGS = (1 / 8, 1 / 4, 1 / 2)
 
@@ -189,27 +186,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     configs = []
     for k, (index, trial) in enumerate(pairs):
         folder = _fresh_folder(Path(job.folder) / trial_name(index))
-        model = {
-            "hidden": list(trial["hidden"]),
-            "activation": trial["activation"],
-            "loss": LOSSES[dataset.task],
-            "outputs": dataset.n_classes if dataset.task == "multiclass" else 1,
-        }
-        training = {
-            key: trial[key]
-            for key in (
-                "epochs",
-                "batch_size",
-                "lr",
-                "optimizer",
-                "momentum",
-                "weight_decay",
-                "schedule",
-                "patience",
-                "seed",
-            )
-        }
-        training["monitor"] = trial["metric"]
+        model, training = run_settings(dataset, trial["hidden"], trial)
         cfg = run_config(
             folder.path.name,
             dataset,
@@ -274,7 +251,7 @@ def _test_output(
         tuple(trial["hidden"]),
         n_outputs,
         trial["activation"],
-        LOSSES[dataset.task],
+        TASK_LOSS[dataset.task],
     )
     stack = Stack.from_host(backend, shape, [result.params])
     out = backend.to_host(stack.predict_output(backend.asarray(X[None]))[0])

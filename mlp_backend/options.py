@@ -1,0 +1,94 @@
+"""Command-line options that ``train`` and ``sweep`` share (click).
+
+What data, which split, which device: the same names, defaults and help on
+every command that trains, defined once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+BACKEND = click.option(
+    "--backend",
+    type=click.Choice(["auto", "numpy", "cupy"]),
+    default=None,
+    help="Array backend [default: $MLP_BACKEND, else auto].",
+)
+RUNS_DIR = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Root folder of run folders.",
+)
+
+
+def data_options(f: Any) -> Any:
+    """``--data``, ``--test-data`` and ``--runs-dir``."""
+    options = [
+        click.option(
+            "--data",
+            default=None,
+            help="Data file [default: MAGIC by its location rules].",
+        ),
+        click.option(
+            "--test-data",
+            default=None,
+            help="Separate test file instead of a test split.",
+        ),
+        RUNS_DIR,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def task_options(f: Any) -> Any:
+    """The split, the task, the label column, the backend and the dtype."""
+    options = [
+        click.option(
+            "--split-seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of the train/validation/test split.",
+        ),
+        click.option(
+            "--task",
+            type=click.Choice(["classification", "regression"]),
+            default="classification",
+            show_default=True,
+        ),
+        click.option(
+            "--label",
+            default="-1",
+            show_default=True,
+            help="Label column: a name (with a header) or an index.",
+        ),
+        click.option(
+            "--positive",
+            default=None,
+            help="Positive class of a binary task [MAGIC: g].",
+        ),
+        BACKEND,
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "float64"]),
+            default="float32",
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def label_value(value: str) -> str | int:
+    """``--label``: a column index when it reads as an integer, else a name."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
