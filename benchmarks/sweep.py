@@ -23,10 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-LAUNCH = (
-    "from mlp_backend.cli import main; from mlp_backend.sweep_command import sweep; "
-    "main.add_command(sweep); main()"
-)
 GRID = [
     "--hidden",
     "16,32,64,128",
@@ -58,7 +54,16 @@ def data_path() -> Path:
 def time_command(args: list[str], runs: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", LAUNCH, "-q", "sweep", *args, "--runs-dir", str(runs)],
+        [
+            sys.executable,
+            "-m",
+            "mlp_backend",
+            "-q",
+            "sweep",
+            *args,
+            "--runs-dir",
+            str(runs),
+        ],
         check=True,
     )
     return time.perf_counter() - start
