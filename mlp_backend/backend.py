@@ -59,7 +59,9 @@ class Backend:
 
     def with_dtype(self, dtype: str) -> Backend:
         """The same backend with another default float dtype."""
-        return Backend(self.name, self.xp, _float_dtype(self.xp, dtype), self.device_name)
+        return Backend(
+            self.name, self.xp, _float_dtype(self.xp, dtype), self.device_name
+        )
 
     def asarray(self, host: Any, dtype: Any = None) -> Any:
         """Copies a host array (or nested list, or scalar) onto the device.
@@ -72,6 +74,23 @@ class Backend:
         if dtype is None and host.dtype.kind == "f":
             dtype = self.dtype
         return self.xp.asarray(host, dtype=dtype)
+
+    @property
+    def native(self) -> ModuleType | None:
+        """The backend's own array module, for the in-place fast path.
+
+        NumPy and CuPy have views, ``out=`` arguments and in-place ufuncs, so
+        a training step can run without temporaries (:mod:`mlp_backend.fast`);
+        array-api-strict has none of these and returns None, which keeps it
+        on the generic path.
+        """
+        if self.name == "numpy":
+            return np
+        if self.name == "cupy":
+            import cupy
+
+            return cupy
+        return None
 
     def to_host(self, array: Any) -> np.ndarray:
         """Copies a device array to a NumPy array."""
@@ -176,7 +195,9 @@ def _cupy(dtype: str) -> Backend:
 
     device = cupy.cuda.Device()
     props = cupy.cuda.runtime.getDeviceProperties(device.id)
-    label = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    label = (
+        props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    )
     return Backend("cupy", xp, _float_dtype(xp, dtype), f"cuda:{device.id} {label}")
 
 

@@ -19,13 +19,17 @@ import click
 
 from mlp_backend import __version__
 from mlp_backend.defaults import DEFAULTS
-from mlp_backend.errors import MLPBackendError, UsageError
+from mlp_backend.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    MLPBackendError,
+    UsageError,
+)
+from mlp_backend.job import interrupted
 from mlp_backend.options import BACKEND, data_options, task_options
 
 logger = logging.getLogger("mlp_backend")
-
-EXIT_USAGE = 2
-EXIT_RUN_FAILED = 3
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -41,18 +45,21 @@ class Group(click.Group):
             return super().invoke(ctx)
         except MLPBackendError as exc:
             fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C before training began: nothing was written to keep.
+            fail("interrupted", EXIT_INTERRUPTED)
 
 
 def int_list(value: str, option: str) -> tuple[int, ...]:
+    """Hidden widths of one network: ``64,32`` (or ``64x32``, as sweeps write it)."""
+    items = [v.strip() for v in value.replace("x", ",").split(",")]
     try:
-        widths = tuple(int(v) for v in value.split(",") if v.strip())
+        return tuple(int(v) for v in items)
     except ValueError:
         raise UsageError(
-            f"{option}: expected comma-separated integers like 64,32; got {value!r}"
+            f"{option}: expected integers like 64,32 (one per hidden layer); "
+            f"got {value!r}"
         ) from None
-    if not widths:
-        raise UsageError(f"{option}: expected at least one width; got {value!r}")
-    return widths
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
@@ -187,6 +194,8 @@ def train(open_monitor: bool, **options: Any) -> None:
     state = run_train(options, display=display)
     if state in ("diverged", "failed"):
         sys.exit(EXIT_RUN_FAILED)
+    if state == "stopped" and interrupted():
+        sys.exit(EXIT_INTERRUPTED)
 
 
 @main.command()
@@ -220,8 +229,15 @@ def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> 
     """Write the predicted class and probability of each row of FILE as CSV."""
     from mlp_backend.train_command import run_predict
 
+    if output is not None and not output.parent.is_dir():
+        raise UsageError(f"-o/--output: the folder {output.parent} does not exist")
     header, rows = run_predict(run, file, backend)
-    stream = open(output, "w", newline="") if output else sys.stdout
+    try:
+        stream = open(output, "w", newline="") if output else sys.stdout
+    except OSError as exc:
+        raise UsageError(
+            f"-o/--output: cannot write {output} ({exc.strerror})"
+        ) from None
     try:
         writer = csv.writer(stream)
         writer.writerow(header)
@@ -274,10 +290,13 @@ def info(data: str | None) -> None:
 )
 def monitor(runs_dir: Path, refresh: float) -> None:
     """Follow training runs and sweeps live in the terminal."""
-    from tui import run_monitor
+    from tui import check_runs_dir, run_monitor
 
     if refresh <= 0:
         raise UsageError(f"--refresh: must be positive, got {refresh}")
+    problem = check_runs_dir(runs_dir)
+    if problem is not None:
+        raise UsageError(f"RUNS_DIR: {problem}")
     run_monitor(runs_dir, refresh)
 
 

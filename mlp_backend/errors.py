@@ -6,6 +6,11 @@ message and an exit code; library callers can catch them by kind.
 
 from __future__ import annotations
 
+# Exit codes of the command line.
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130
+
 
 class MLPBackendError(Exception):
     """Base class of every error this library raises on purpose."""

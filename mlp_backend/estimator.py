@@ -151,6 +151,8 @@ class _MLP:
         feature_names: Sequence[str] | None,
     ) -> _MLP:
         X = _features(X)
+        if len(y) != X.shape[0]:
+            raise UsageError(f"X has {X.shape[0]} rows but y has {len(y)} labels")
         self.n_features_in_ = X.shape[1]
         names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
         self.feature_names_ = names

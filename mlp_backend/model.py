@@ -70,7 +70,7 @@ def init_weights(
     """
     params = []
     last = len(sizes) - 2
-    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         if init == "he" and l < last:
             W = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
         else:
@@ -80,7 +80,9 @@ def init_weights(
     return params
 
 
-def take_members(backend: Backend, arrays: list[Array], keep: Sequence[int]) -> list[Array]:
+def take_members(
+    backend: Backend, arrays: list[Array], keep: Sequence[int]
+) -> list[Array]:
     """Rows ``keep`` of the member axis of each array, in that order."""
     index = backend.asarray(np.asarray(keep, dtype=np.int64))
     return [backend.xp.take(a, index, axis=0) for a in arrays]
@@ -150,7 +152,7 @@ class Stack:
         init = get_activation(shape.activation).init
         members = [
             init_weights(rng, (shape.n_features, *hidden, shape.n_outputs), init)
-            for hidden, rng in zip(member_hidden, seeds)
+            for hidden, rng in zip(member_hidden, seeds, strict=True)
         ]
         return cls.from_host(backend, shape, members)
 

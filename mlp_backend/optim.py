@@ -68,7 +68,9 @@ class Optimizer:
         host = np.array([float(v) for v in values]).reshape(-1, 1, 1)
         return self.backend.asarray(host)
 
-    def step(self, params: list[Array], grads: list[Array], factor: float) -> list[Array]:
+    def step(
+        self, params: list[Array], grads: list[Array], factor: float
+    ) -> list[Array]:
         """Returns the updated parameters.
 
         Args:
@@ -83,7 +85,7 @@ class Optimizer:
         self.t += 1
         lr = self.lr * float(factor)
         out = []
-        for k, (p, g) in enumerate(zip(params, grads)):
+        for k, (p, g) in enumerate(zip(params, grads, strict=True)):
             if self.decays and k % 2 == 0:
                 g = g + self.weight_decay * p
             out.append(p - self._direction(k, g, lr))
@@ -110,7 +112,9 @@ class Optimizer:
 
     def select(self, keep: Sequence[int]) -> None:
         """Keeps only the members ``keep`` (after a member stops training)."""
-        vectors = take_members(self.backend, [self.lr, self.momentum, self.weight_decay], keep)
+        vectors = take_members(
+            self.backend, [self.lr, self.momentum, self.weight_decay], keep
+        )
         self.lr, self.momentum, self.weight_decay = vectors
         self.state = [take_members(self.backend, group, keep) for group in self.state]
 
@@ -130,5 +134,6 @@ def schedule_factor(
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
     raise UsageError(
-        f"--schedule: unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}"
+        f"--schedule: unknown schedule {schedule!r}; "
+        f"expected one of {', '.join(SCHEDULES)}"
     )

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from mlp_backend.backend import get_backend
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, UsageError
 from mlp_backend.job import catch_interrupts, check_metric, interrupted
 from mlp_backend.options import data_options, label_value, task_options
 from mlp_backend.runs import FolderLock
@@ -34,15 +34,13 @@ from mlp_backend.sweep.worker import DataSpec, dataset_for
 
 logger = logging.getLogger(__name__)
 
-EXIT_TRIAL_FAILED = 3
-EXIT_INTERRUPTED = 130
 PRUNERS = ("halving",)
 
 
 def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
     """The trials the options ask for, and the spec recorded in ``sweep.json``."""
     lists = {key: options.get(key) for key in specs.KEYS}
-    repeats = int(options.get("repeats") or 1)
+    repeats = int(options["repeats"]) if options.get("repeats") is not None else 1
     if options.get("preset") and options.get("spec"):
         raise UsageError("--preset and --spec: choose one")
     if options.get("trials") is not None and not options.get("spec"):
@@ -312,7 +310,7 @@ def sweep(open_monitor: bool, **options: Any) -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     if states.get("failed"):
-        sys.exit(EXIT_TRIAL_FAILED)
+        sys.exit(EXIT_RUN_FAILED)
 
 
 @click.command()

@@ -10,6 +10,12 @@ crosses and nothing waits for the device. Divergence is therefore detected
 once per epoch: a member whose loss or weights stopped being finite is put
 back to its weights at the start of that epoch (its last finite ones), and the
 first bad step is found from the per-step losses recorded on the device.
+
+The steps themselves run through :func:`mlp_backend.fast.make_step`: in place
+over one flat parameter buffer on NumPy and CuPy, functionally through the
+array API elsewhere. The in-place step changes the parameters under the
+arrays' feet, so the epoch-start weights (for the rollback) and the best
+weights are copies, taken once per epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 from mlp_backend import metrics
 from mlp_backend.backend import Backend
 from mlp_backend.errors import UsageError
+from mlp_backend.fast import make_step
 from mlp_backend.model import Shape, Stack, take_members
 from mlp_backend.optim import Optimizer, schedule_factor
 
@@ -79,25 +86,33 @@ class TrainConfig:
         if self.epochs < 1:
             raise UsageError(f"--epochs: must be at least 1, got {self.epochs}")
         if self.patience < 0:
-            raise UsageError(f"--patience: must be 0 (off) or more, got {self.patience}")
+            raise UsageError(
+                f"--patience: must be 0 (off) or more, got {self.patience}"
+            )
         if self.step_size < 1:
             raise UsageError(f"--step-size: must be at least 1, got {self.step_size}")
         if self.monitor not in MONITORS:
             raise UsageError(
-                f"--monitor: expected one of {', '.join(MONITORS)}, got {self.monitor!r}"
+                f"--metric: expected one of {', '.join(MONITORS)}, got {self.monitor!r}"
             )
 
 
 def check_member(member: Member) -> None:
     """Rejects member hyperparameters that cannot train, naming the option."""
     if not member.hidden or any(w < 1 for w in member.hidden):
-        raise UsageError(f"--hidden: widths must be positive integers, got {member.hidden}")
+        raise UsageError(
+            f"--hidden: widths must be positive integers, got {member.hidden}"
+        )
     if not math.isfinite(member.lr) or member.lr <= 0:
         raise UsageError(f"--lr: must be a positive number, got {member.lr}")
     if not 0.0 <= member.momentum < 1.0:
         raise UsageError(f"--momentum: must be in [0, 1), got {member.momentum}")
+    if member.seed < 0:
+        raise UsageError(f"--seed: must be 0 or more, got {member.seed}")
     if not math.isfinite(member.weight_decay) or member.weight_decay < 0:
-        raise UsageError(f"--weight-decay: must be 0 or more, got {member.weight_decay}")
+        raise UsageError(
+            f"--weight-decay: must be 0 or more, got {member.weight_decay}"
+        )
 
 
 def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -268,15 +283,25 @@ class Trainer:
         }[data.task]
 
     def _shape(self) -> Shape:
-        widest = tuple(max(col) for col in zip(*(m.hidden for m in self.members)))
+        widest = tuple(
+            max(col) for col in zip(*(m.hidden for m in self.members), strict=True)
+        )
         n_features = int(self.data.X_train.shape[1])
-        return Shape(n_features, widest, self.data.n_outputs, self.config.activation, self.loss_name)
+        return Shape(
+            n_features,
+            widest,
+            self.data.n_outputs,
+            self.config.activation,
+            self.loss_name,
+        )
 
     def run(self) -> list[MemberResult]:
         """Trains until every member has finished, stopped or diverged."""
         shape = self._shape()
         rows = max(self.config.batch_size, int(self.data.X_val.shape[1]))
-        widest = max(a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:]))
+        widest = max(
+            a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:], strict=True)
+        )
         with self.backend.training_scope(len(self.members) * rows * widest):
             return self._run()
 
@@ -285,7 +310,10 @@ class Trainer:
         cfg = self.config
         streams = [seed_streams(m.seed) for m in self.members]
         stack = Stack.initialise(
-            self.backend, self._shape(), [m.hidden for m in self.members], [s[0] for s in streams]
+            self.backend,
+            self._shape(),
+            [m.hidden for m in self.members],
+            [s[0] for s in streams],
         )
         optimizer = Optimizer(
             self.backend,
@@ -298,7 +326,8 @@ class Trainer:
         trackers = [_Tracker(sign) for _ in self.members]
         results: dict[int, MemberResult] = {}
         active = list(range(len(self.members)))
-        best = list(stack.params)
+        stepper = make_step(stack, optimizer)
+        best = stepper.snapshot()
         n = int(self.data.X_train.shape[0])
         starts = list(range(0, n, cfg.batch_size))
         sizes = self.backend.asarray(
@@ -307,8 +336,10 @@ class Trainer:
 
         for epoch in range(1, cfg.epochs + 1):
             tick = time.perf_counter()
-            factor = schedule_factor(cfg.schedule, epoch - 1, cfg.epochs, cfg.step_size, cfg.gamma)
-            start_params = stack.params
+            factor = schedule_factor(
+                cfg.schedule, epoch - 1, cfg.epochs, cfg.step_size, cfg.gamma
+            )
+            start_params = stepper.snapshot()
 
             # Each member's batch order, drawn on the host, sent in one copy.
             order = np.stack([streams[j][1].permutation(n) for j in active])
@@ -317,21 +348,19 @@ class Trainer:
             X = xp.reshape(xp.take(self.data.X_train, index, axis=0), (m, n, -1))
             T = xp.reshape(xp.take(self.data.T_train, index, axis=0), (m, n, -1))
 
-            step_losses = []
+            done = 0
             stopped = False
             for s in starts:
                 # The standard leaves slices past the end unspecified: stop at n.
                 e = min(s + cfg.batch_size, n)
-                loss, grads = stack.loss_and_grads(X[:, s:e, :], T[:, s:e, :])
-                stack.params = optimizer.step(stack.params, grads, factor)
-                step_losses.append(loss)
+                stepper.step(X, T, s, e, factor)
+                done += 1
                 if self.should_stop():
                     stopped = True
                     break
 
             # Epoch figures: one copy back to the host.
-            losses = xp.stack(step_losses)
-            done = len(step_losses)
+            losses = stepper.epoch_losses(T, cfg.batch_size, done)
             weights = sizes[:done]
             train_loss = xp.sum(losses * weights[:, None], axis=0) / xp.sum(weights)
             finite = xp.isfinite(train_loss)
@@ -348,10 +377,17 @@ class Trainer:
                     j = active[i]
                     bad = np.flatnonzero(~np.isfinite(step_host[:, i]))
                     step = int(bad[0]) + 1 if bad.size else done
-                    params = Stack(self.backend, stack.shape, stack.widths, start_params)
+                    params = Stack(
+                        self.backend, stack.shape, stack.widths, start_params
+                    )
                     ended[i] = self._ended(
-                        j, "diverged", epoch, trackers[j], params.member_to_host(i),
-                        f"loss or weights stopped being finite at epoch {epoch}, step {step}",
+                        j,
+                        "diverged",
+                        epoch,
+                        trackers[j],
+                        params.member_to_host(i),
+                        f"loss or weights stopped being finite at epoch {epoch}, "
+                        f"step {step}",
                         step,
                     )
 
@@ -368,7 +404,9 @@ class Trainer:
                     "epoch": epoch,
                     "train_loss": float(train_loss_host[i]),
                     "val_loss": float(val_loss_host[i]),
-                    **validation_metrics(self.backend, self.data.task, self.data.y_val, outputs[i, ...]),
+                    **validation_metrics(
+                        self.backend, self.data.task, self.data.y_val, outputs[i, ...]
+                    ),
                     "lr": float(self.members[j].lr) * factor,
                     "seconds": seconds,
                 }
@@ -377,7 +415,11 @@ class Trainer:
                 value = record[cfg.monitor]
                 monitored[j] = value
                 if math.isfinite(value) and sign * value < tracker.best:
-                    tracker.best, tracker.best_epoch, tracker.waited = sign * value, epoch, 0
+                    tracker.best, tracker.best_epoch, tracker.waited = (
+                        sign * value,
+                        epoch,
+                        0,
+                    )
                     improved[i] = True
                 else:
                     tracker.waited += 1
@@ -386,7 +428,10 @@ class Trainer:
 
             if bool(np.any(improved)):
                 mask = self.backend.asarray(improved)[:, None, None]
-                best = [xp.where(mask, p, b) for p, b in zip(stack.params, best)]
+                best = [
+                    xp.where(mask, p, b)
+                    for p, b in zip(stack.params, best, strict=True)
+                ]
 
             # Who stops now: stop request, patience, pruning, the last epoch.
             pruned = set(self.pruner(epoch, monitored)) if self.pruner else set()
@@ -399,9 +444,12 @@ class Trainer:
                 elif j in pruned:
                     state, reason = "pruned", f"pruned after epoch {epoch}"
                 elif cfg.patience and tracker.waited >= cfg.patience:
-                    state, reason = "finished", (
-                        f"early stop at epoch {epoch}: no better {cfg.monitor} "
-                        f"for {cfg.patience} epochs"
+                    state, reason = (
+                        "finished",
+                        (
+                            f"early stop at epoch {epoch}: no better {cfg.monitor} "
+                            f"for {cfg.patience} epochs"
+                        ),
                     )
                 elif epoch == cfg.epochs:
                     state, reason = "finished", None
@@ -409,7 +457,9 @@ class Trainer:
                     continue
                 source = best if tracker.best_epoch else stack.params
                 kept = Stack(self.backend, stack.shape, stack.widths, source)
-                ended[i] = self._ended(j, state, epoch, tracker, kept.member_to_host(i), reason)
+                ended[i] = self._ended(
+                    j, state, epoch, tracker, kept.member_to_host(i), reason
+                )
 
             for i, result in ended.items():
                 results[active[i]] = result
@@ -420,6 +470,7 @@ class Trainer:
                 stack = stack.select(keep)
                 best = take_members(self.backend, best, keep)
                 optimizer.select(keep)
+                stepper = make_step(stack, optimizer)
                 active = [active[i] for i in keep]
         return [results[j] for j in range(len(self.members))]
 
@@ -435,7 +486,14 @@ class Trainer:
     ) -> MemberResult:
         best_value = tracker.sign * tracker.best if tracker.best_epoch else None
         result = MemberResult(
-            state, epoch, tracker.best_epoch, best_value, params, reason, step, tracker.history
+            state,
+            epoch,
+            tracker.best_epoch,
+            best_value,
+            params,
+            reason,
+            step,
+            tracker.history,
         )
         if reason:
             logger.info("member %d: %s", j, reason)

@@ -96,6 +96,7 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     config = run_config(path.name, dataset, backend, model, training)
     folder.write_config(config)
     folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
+    folder.event(f"training on {backend.device_name} ({backend.dtype_name})")
     logger.info(
         "run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name
     )
@@ -206,6 +207,11 @@ def run_evaluate(
     task = config["task"]
     if data is None:
         info = config["data"]
+        if not Path(info["path"]).is_file():
+            raise DataError(
+                f"{info['path']}: the run's data file is gone; score a labelled file "
+                "with --data FILE"
+            )
         dataset = load_dataset(
             info["path"],
             test_data=info.get("test_path"),

@@ -36,11 +36,17 @@ def backend32(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture
 def magic_path() -> Path:
-    """The MAGIC file as CI points at it; tests that need it skip without it."""
-    path = Path(os.environ.get("MLP_BACKEND_DATA", SHARED / "data" / "magic04.data"))
-    if not path.is_file():
-        pytest.skip(f"MAGIC data not found at {path} (set MLP_BACKEND_DATA)")
-    return path
+    """The MAGIC file: ``$MLP_BACKEND_DATA``, the shared folder, or ``data/``.
+
+    Tests that need it skip, saying where they looked, when it is nowhere.
+    """
+    candidates = [SHARED / "data" / "magic04.data", REPO / "data" / "magic04.data"]
+    if os.environ.get("MLP_BACKEND_DATA"):
+        candidates = [Path(os.environ["MLP_BACKEND_DATA"])]
+    for path in candidates:
+        if path.is_file():
+            return path
+    pytest.skip(f"MAGIC data not found at {', '.join(map(str, candidates))}")
 
 
 @pytest.fixture

@@ -102,6 +102,7 @@ def trained(tmp_path, subset) -> Path:
 def test_train_writes_the_run_files(trained):
     assert entries(trained) == [
         "config.json",
+        "events.jsonl",
         "metrics.jsonl",
         "model.npz",
         "status.json",
@@ -112,6 +113,8 @@ def test_train_writes_the_run_files(trained):
     summary = strict_json((trained / "summary.json").read_text())
     lines = (trained / "metrics.jsonl").read_text().splitlines()
     records = [strict_json(line) for line in lines]
+    events = (trained / "events.jsonl").read_text().splitlines()
+    assert "training on cpu" in strict_json(events[0])["message"]
     for obj in (config, status, summary, *records):
         assert obj["format"] == 1
     assert [r["epoch"] for r in records] == [1, 2]
@@ -234,7 +237,7 @@ def test_auto_backend_logs_the_fallback(tmp_path, subset):
         line for line in result.output.splitlines() if line.startswith("backend auto")
     ]
     assert len(fallback) == 1
-    assert "no CUDA device" in fallback[0] and fallback[0].endswith("using numpy")
+    assert cupy_problem() in fallback[0] and fallback[0].endswith("using numpy")
 
 
 def test_case_b09_fake_cupy_without_device(tmp_path, subset):
@@ -372,8 +375,8 @@ def wait_for_first_epoch(
     pytest.fail("no epoch recorded in time")
 
 
-def check_stopped(folder: Path, code: int, err: str) -> None:
-    assert code == 0, err
+def check_stopped(folder: Path, code: int, err: str, expected: int) -> None:
+    assert code == expected, err
     assert "Traceback" not in err
     status = strict_json((folder / "status.json").read_text())
     summary = strict_json((folder / "summary.json").read_text())
@@ -417,8 +420,12 @@ def test_interrupting_a_real_run_stops_cleanly(tmp_path, magic_path, how):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    check_stopped(folder, proc.returncode, err)
+    # A signal is an interruption (130); a stop request is a run ended as asked.
+    check_stopped(folder, proc.returncode, err, 130 if how == "sigint" else 0)
 
 
-def test_cases_folder_is_there():
-    assert CASES.is_dir()
+def test_cases_folder_is_there_in_ci():
+    """Elsewhere the case tests skip without the folder; CI must not skip them."""
+    if not os.environ.get("CI"):
+        pytest.skip("only CI promises the shared folder")
+    assert CASES.is_dir(), f"CI runs without the shared cases at {CASES}"

@@ -19,6 +19,13 @@ from mlp_backend.sweep.folder import SweepFolder
 from tests.test_sweep_resume import OPTIONS
 from tests.test_sweep_resume import command as sweep
 
+# Long enough that the signal always lands while trials train.
+LONG = [
+    *OPTIONS[: OPTIONS.index("--epochs") + 1],
+    "200",
+    *OPTIONS[OPTIONS.index("--epochs") + 2 :],
+]
+
 
 @pytest.mark.parametrize(
     "workers, how",
@@ -34,7 +41,7 @@ def test_signal_stops_the_sweep_then_resume_finishes(
     folder = runs / "s"
     process = subprocess.Popen(
         sweep(
-            *OPTIONS,
+            *LONG,
             "--data",
             str(small_magic),
             "--runs-dir",

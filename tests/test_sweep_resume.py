@@ -21,7 +21,7 @@ OPTIONS = [
     "--lr",
     "0.2,0.1,0.05,0.02,0.01,0.005,0.002,0.001",
     "--epochs",
-    "10",
+    "30",
     "--batch-size",
     "1",
     "--optimizer",
@@ -87,7 +87,7 @@ def test_kill_9_midway_then_resume_equals_uninterrupted(
             "name": "whole",
             "hidden": "3",
             "lr": OPTIONS[3],
-            "epochs": "10",
+            "epochs": "30",
             "batch_size": "1",
             "optimizer": "sgd",
             "patience": "0",
@@ -104,9 +104,60 @@ def test_kill_9_midway_then_resume_equals_uninterrupted(
         for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
             assert again[key] == pytest.approx(record[key], rel=0, abs=1e-12), key
         lines = (runs / "killed" / record["name"] / "metrics.jsonl").read_text()
-        assert len(lines.splitlines()) == 10
+        assert len(lines.splitlines()) == 30
         summary = json.loads(
             (runs / "killed" / record["name"] / "summary.json").read_text()
         )
         assert summary["state"] == "finished"
     assert not (runs / "killed" / "sweep.lock").exists()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for children")
+def test_workers_end_when_the_sweep_is_killed(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    args = [*OPTIONS, "--data", str(small_magic), "--runs-dir", str(runs)]
+    process = subprocess.Popen(
+        command(*args, "--name", "orphans", "--workers", "2"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(p.stat().st_size for p in runs.glob("orphans/*/metrics.jsonl")):
+                break
+            time.sleep(0.05)
+        workers = [p for p in _children(process.pid) if _alive(p)]
+        assert len(workers) >= 2, "the worker processes did not start"
+        process.kill()  # the sweep process alone, as `kill -9 PID` does
+        process.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "workers outlived the sweep"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL) if _alive(process.pid) else None

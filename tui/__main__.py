@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tui import run_monitor
+from tui import check_runs_dir, run_monitor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> None:
         "--refresh", type=float, default=1.0, help="seconds between looks (1.0)"
     )
     args = parser.parse_args(argv)
-    if not args.runs_dir.is_dir():
-        parser.error(f"{args.runs_dir} is not a folder; pass the runs folder")
+    problem = check_runs_dir(args.runs_dir)
+    if problem is not None:
+        parser.error(problem)
     if args.refresh <= 0:
         parser.error(f"--refresh must be positive, got {args.refresh}")
     run_monitor(args.runs_dir, refresh=args.refresh)

@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
@@ -42,7 +43,11 @@ class SnapshotView(Protocol):
         """The runs whose full details the screen needs."""
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Update the screen's widgets from ``snapshot``."""
+        """Update the screen's widgets from ``snapshot``.
+
+        Called for every screen on the stack, including one not yet mounted
+        or already unmounted: it must then leave its widgets alone.
+        """
 
 
 class MonitorApp(App[None]):
@@ -127,9 +132,18 @@ class MonitorApp(App[None]):
         self.details.update(snapshot.details)
         for notice in snapshot.notices:
             self.notify(notice, severity="warning")
-        for screen in self.screen_stack:
+        # A screen may be on the stack before it is composed (just pushed) or
+        # while it is being taken down; each screen skips the update then.
+        # Should one still miss a widget, the next look redraws it: a refresh
+        # must not bring the app down.
+        for screen in list(self.screen_stack):
             if isinstance(screen, SnapshotView):
-                screen.show_snapshot(snapshot)
+                try:
+                    screen.show_snapshot(snapshot)
+                except NoMatches:
+                    logger.warning(
+                        "%r is not ready for an update", screen, exc_info=True
+                    )
 
     def update_watch(self) -> None:
         """Tell the reader which runs the open screens need in full."""

@@ -17,23 +17,29 @@ STATE_STYLES = {
     "queued": "dim",
     "stale": "bold dark_orange",
 }
-BAR_CELLS = 8
+BAR_CELLS = 6
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 # The runs table: column key, header, width. Fixed widths keep the columns
-# still while values change every second; a run name of the trainer's
-# ``YYYYMMDD-HHMMSS-xxxx`` form fits, indented under its sweep.
+# still while values change every second. They add up, with a cell of
+# padding on each side of each column and a scrollbar, to 120 columns:
+# :data:`TABLE_WIDTH`. A run name of the trainer's ``YYYYMMDD-HHMMSS-xxxx``
+# form fits, and so does a trial's ``sweep/trial-NNN``. There is no sweep
+# column: grouped, trials sit under their sweep; ungrouped, their name
+# starts with it.
 COLUMNS = (
-    ("name", "name", 24),
-    ("sweep", "sweep", 14),
+    ("name", "name", 22),
     ("state", "state", 11),
-    ("progress", "epoch", 19),
-    ("best", "best val", 17),
+    ("progress", "epoch", 10 + BAR_CELLS),
+    ("best", "best val", 16),
     ("test", "test", 15),
-    ("backend", "backend", 12),
-    ("elapsed", "elapsed", 8),
-    ("eta", "ETA", 8),
+    ("backend", "backend", 10),
+    ("elapsed", "elapsed", 7),
+    ("eta", "ETA", 5),
 )
+CELL_PADDING = 1
+SCROLLBAR = 2
+TABLE_WIDTH = sum(width + 2 * CELL_PADDING for _, _, width in COLUMNS) + SCROLLBAR
 
 
 def duration(seconds: float | None) -> str:
@@ -89,16 +95,17 @@ def row_cells(row: RunRow, grouped: bool) -> dict[str, Text | str]:
     name = row.name
     if row.kind == "sweep":
         name = f"▸ {name}"
-    elif grouped and row.sweep:
-        name = f"  {name}"
-    best = "" if row.best is None else f"{row.monitor} {number(row.best)}"
+    elif row.sweep:
+        name = f"  {name}" if grouped else row.key
+    # The header says "best val": ``val_loss`` shows as ``loss``.
+    monitor = row.monitor.removeprefix("val_")
+    best = "" if row.best is None else f"{monitor} {number(row.best)}"
     if row.best_partial:
         # Older lines are still being read: the best may change.
         best += "…"
     test = "" if row.test is None else f"{row.test_name} {number(row.test)}"
     return {
         "name": name,
-        "sweep": row.sweep or "",
         "state": state_text(row.state),
         "progress": progress_text(row),
         "best": best,

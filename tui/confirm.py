@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -29,8 +29,11 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         """The question and the keys that answer it."""
         with Vertical(id="confirm"):
-            yield Static(self.question, id="question")
+            yield Static(self.question, id="question", markup=False)
             yield Static("y: yes    n: no", id="answers")
+        # The screen's own footer: the one behind would list the keys of the
+        # screen behind, which do nothing while the question is open.
+        yield Footer()
 
     def action_answer(self, yes: bool) -> None:
         """Close with the answer."""

@@ -114,6 +114,8 @@ class RunScreen(Screen[None]):
         super().__init__()
         self.key = key
         self.detail: DetailSnapshot | None = None
+        # True from on_mount to on_unmount: the widgets exist only then.
+        self.live = False
 
     def compose(self) -> ComposeResult:
         """Plots on the left, facts on the right."""
@@ -131,11 +133,13 @@ class RunScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Ask the reader for this run's history."""
+        self.live = True
         self.app.update_watch()
         self.show_snapshot(self.app.snapshot)
 
     def on_unmount(self) -> None:
         """Let the reader drop this run's history."""
+        self.live = False
         self.app.call_later(self.app.update_watch)
 
     def watched_keys(self) -> set[str]:
@@ -143,7 +147,9 @@ class RunScreen(Screen[None]):
         return {self.key}
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Redraw when the run's details changed."""
+        """Redraw when the run's details changed (not before mount, nor after)."""
+        if not self.live:
+            return
         detail = self.app.details.get(self.key)
         row = snapshot.rows.get(self.key)
         title = Text(f"run {self.key}", style="bold")
@@ -163,7 +169,7 @@ class RunScreen(Screen[None]):
         self.query_one("#run-events", Static).update(_events(detail))
 
     def _draw(self) -> None:
-        if self.detail is None:
+        if self.detail is None or not self.live:
             return
         history = self.detail.history
         draw(

@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from tui.cells import COLUMNS, row_cells
+from tui.cells import CELL_PADDING, COLUMNS, row_cells
 from tui.runs import RunRow, Snapshot
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ def sort_value(row: RunRow, column: str) -> Any:
         return row.test
     if column in ("elapsed", "eta"):
         return getattr(row, column)
+    if column == "name":
+        # The key: ungrouped, a sweep's trials sort together, as they show.
+        return row.key
     return getattr(row, column) or ""
 
 
@@ -103,11 +106,15 @@ class RunsScreen(Screen[None]):
         self._order: list[str] = []
         self._shown: dict[str, RunRow] = {}
         self._cells: dict[str, dict[str, Any]] = {}
+        # True from on_mount to on_unmount: the widgets exist only then.
+        self.live = False
 
     def compose(self) -> ComposeResult:
         """The table, a status line, the filter box and the keys."""
         yield Header()
-        table: DataTable[Any] = DataTable(id="runs", cursor_type="row")
+        table: DataTable[Any] = DataTable(
+            id="runs", cursor_type="row", cell_padding=CELL_PADDING
+        )
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         yield table
@@ -117,16 +124,27 @@ class RunsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Start with what the app has read so far."""
+        self.live = True
         self.query_one("#filter", Input).display = False
         self.show_snapshot(self.app.snapshot)
+
+    def on_unmount(self) -> None:
+        """Take no more updates: the widgets are going."""
+        self.live = False
 
     def watched_keys(self) -> set[str]:
         """The runs table needs no run in full."""
         return set()
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Bring the table up to date, in place where the rows stay the same."""
+        """Bring the table up to date, in place where the rows stay the same.
+
+        Before mount and after unmount only the rows are kept: the widgets
+        are not there to update.
+        """
         self.rows = snapshot.rows
+        if not self.live:
+            return
         order = visible_order(
             self.rows,
             self.sort_column,

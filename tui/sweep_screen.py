@@ -133,6 +133,8 @@ class SweepScreen(Screen[None]):
         self.axes_index = 0
         self._top: list[str] = []
         self._curves_of: tuple[Any, ...] = ()
+        # True from on_mount to on_unmount: the widgets exist only then.
+        self.live = False
 
     def compose(self) -> ComposeResult:
         """Progress on top, leaderboard and heatmap, curves below."""
@@ -147,6 +149,7 @@ class SweepScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Fill in from what the app has read so far."""
+        self.live = True
         board = self.query_one("#leaderboard", DataTable)
         for label in ("#", "trial", "state", "best", "test", "settings"):
             board.add_column(label, key=label)
@@ -154,6 +157,7 @@ class SweepScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         """Let the reader drop the trials' histories."""
+        self.live = False
         self.app.call_later(self.app.update_watch)
 
     def watched_keys(self) -> set[str]:
@@ -161,7 +165,9 @@ class SweepScreen(Screen[None]):
         return set(self._top)
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Update every part from ``snapshot``."""
+        """Update every part from ``snapshot`` (not before mount, nor after)."""
+        if not self.live:
+            return
         sweep = snapshot.rows.get(self.key)
         trials = [row for row in snapshot.rows.values() if row.sweep == self.key]
         self._show_progress(sweep)
@@ -245,6 +251,8 @@ class SweepScreen(Screen[None]):
     def action_next_axes(self) -> None:
         """Show the heatmap over the next pair of hyperparameters."""
         self.axes_index += 1
+        if not self.live:
+            return
         self._show_heatmap()
 
     def action_stop(self) -> None:

@@ -56,6 +56,8 @@ def stratified_split(
         DataError: ``y`` holds no rows.
     """
     shares = _check_fractions(fractions)
+    if seed < 0:
+        raise UsageError(f"--split-seed: must be 0 or more, got {seed}")
     y = np.asarray(y)
     if y.ndim != 1:
         raise UsageError(f"y must be one-dimensional, (rows,); got shape {y.shape}")

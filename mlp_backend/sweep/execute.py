@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -24,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import RunError, UsageError
 from mlp_backend.job import interrupted, stop_gracefully_on_signals
 from mlp_backend.runs import STOP_REQUEST, RunFolder
 from mlp_backend.sweep.folder import SweepFolder, result_record
@@ -91,7 +94,14 @@ def open_executor(
             ):
                 yield client.get_executor()
         else:
-            with Client(scheduler) as client:
+            try:
+                client = Client(scheduler)
+            except (OSError, TimeoutError) as exc:
+                raise RunError(
+                    f"--scheduler {scheduler}: cannot connect ({exc}); start the "
+                    "scheduler, then continue with --resume"
+                ) from None
+            with client:
                 yield client.get_executor()
         return
     if workers == 1:
@@ -102,10 +112,32 @@ def open_executor(
     with (
         _single_threaded(),
         ProcessPoolExecutor(
-            workers, mp_context=context, initializer=stop_gracefully_on_signals
+            workers,
+            mp_context=context,
+            initializer=worker_setup,
+            initargs=(os.getpid(),),
         ) as pool,
     ):
         yield pool
+
+
+def worker_setup(parent: int) -> None:
+    """Initializer of each local worker process.
+
+    Signals become a stop request (see :func:`job.stop_gracefully_on_signals`),
+    and the worker ends itself when the sweep process ``parent`` is gone (its
+    pid is passed in, since the parent may die before this runs): after a
+    ``kill -9`` of the sweep no one would record its work, and a resumed sweep
+    would otherwise train the same trials beside it.
+    """
+    stop_gracefully_on_signals()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.25)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextmanager
@@ -200,17 +232,19 @@ def _record(
     try:
         outcomes = future.result()
     except Exception as exc:
+        # A pool broken by Ctrl-C reaching its workers is an interrupt, not a fault.
+        state = "interrupted" if interrupted() else "failed"
         message = f"{type(exc).__name__}: {exc}"
         logger.error("group %s was lost: %s", list(group.trials), message)
         outcomes = [
-            {"trial": i, "state": "failed", "error": message, "summary": None}
+            {"trial": i, "state": state, "error": message, "summary": None}
             for i in group.trials
         ]
         # The worker cannot say so itself: mark its trial folders for readers.
         for i in group.trials:
             trial = RunFolder(folder.trial_path(i))
             if trial.path.is_dir():
-                trial.set_status("failed", reason=message)
+                trial.set_status(state, reason=message)
     for outcome in outcomes:
         i = outcome["trial"]
         if outcome["state"] == "stopped" and interrupted():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from mlp_backend.runs import (
     write_json,
 )
 from mlp_backend.sweep.spec import KEYS, Trial
+
+logger = logging.getLogger(__name__)
 
 SWEEP_VERSION = 1
 #: Trial states that a resume keeps; any other trial is trained again.
@@ -105,9 +108,7 @@ class SweepFolder:
     def read(self) -> dict[str, Any]:
         """``sweep.json``, checked enough to resume from."""
         if not (self.path / "sweep.json").is_file():
-            raise RunError(
-                f"--resume: {self.path} holds no sweep.json (is it a sweep?)"
-            )
+            raise RunError(f"{self.path} holds no sweep.json (is it a sweep folder?)")
         info = read_json(self.path / "sweep.json")
         if info.get("version") != SWEEP_VERSION:
             raise RunError(
@@ -149,10 +150,17 @@ class SweepFolder:
         if not path.is_file():
             return {}
         records = {}
-        for line in path.read_text().splitlines(keepends=True):
+        lines = path.read_text(errors="replace").splitlines(keepends=True)
+        for number, line in enumerate(lines, start=1):
             if not line.endswith("\n"):
                 break
-            records[int(json.loads(line)["trial"])] = json.loads(line)
+            try:
+                record = json.loads(line)
+                records[int(record["trial"])] = record
+            except (ValueError, KeyError, TypeError):
+                logger.warning(
+                    "%s, line %d: not a results record; skipped", path, number
+                )
         return records
 
     def drop_torn_line(self) -> None:

@@ -180,9 +180,12 @@ def from_options(lists: Mapping[str, str | None], repeats: int) -> list[Trial]:
         if text is None:
             continue
         assert key in PARSERS, f"not a trial key: {key}"
-        items = [t.strip() for t in str(text).split(",") if t.strip()]
-        if not items:
-            raise UsageError(f"{option_name(key)}: expected a comma list, got {text!r}")
+        items = [t.strip() for t in str(text).split(",")]
+        if not all(items):
+            raise UsageError(
+                f"{option_name(key)}: expected a comma list without empty items, "
+                f"got {text!r}"
+            )
         values[key] = [PARSERS[key](t, option_name(key)) for t in items]
     trials = grid(values, repeats)
     for trial in trials:
@@ -221,8 +224,10 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise UsageError(f"--spec: {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"--spec: {path} is not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"--spec: {path} cannot be read ({exc.strerror})") from None
 
 
 def from_spec(

@@ -198,6 +198,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         )
         folder.write_config(cfg)
         folder.set_status("running", epoch=0, epochs=config.epochs)
+        folder.event(f"training on {backend.device_name} ({backend.dtype_name})")
         folders[k] = folder
         configs.append(cfg)
 

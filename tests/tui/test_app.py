@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Footer, Static
+from textual_plot import PlotWidget
 
 from tests.tui.conftest import fixed_now
-from tests.tui.writer import append_jsonl, metrics_line, write_json
-from tui.app import MonitorApp
+from tests.tui.writer import append_jsonl, metrics_line, write_json, write_run
+from tui.app import MonitorApp, SnapshotReady
+from tui.cells import TABLE_WIDTH
+from tui.charts import EpochFormatter
 from tui.confirm import ConfirmScreen
 from tui.run_screen import RunScreen
 from tui.runs_screen import RunsScreen
@@ -90,8 +93,8 @@ async def test_navigate_sort_and_group(runs_dir: Path) -> None:
         assert isinstance(screen, RunsScreen)
         await pilot.press("down", "down")
         assert screen.selected_key() == "charlie"
-        # Ungrouped, then sorted by the third column (state).
-        await pilot.press("g", "s", "s")
+        # Ungrouped, then sorted by the second column (state).
+        await pilot.press("g", "s")
         assert screen.sort_column == "state"
         order = shown(screen)
         states = [screen.rows[key].state for key in order]
@@ -255,3 +258,124 @@ async def test_deleted_run_drops_out(runs_dir: Path) -> None:
         screen = app.screen
         assert isinstance(screen, RunsScreen)
         assert "charlie" not in shown(screen)
+
+
+@synchronous
+async def test_refresh_while_screens_come_and_go(runs_dir: Path) -> None:
+    # A look that lands while a screen is pushed but not yet composed, or
+    # after it was popped, once raised NoMatches('#run-title') and closed the
+    # app; a stop on a running run opened a moment earlier did it.
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        snapshot = app.snapshot
+        for screen in (RunScreen("bravo"), SweepScreen("sweep-hl"), RunsScreen()):
+            app.push_screen(screen)
+            # No await: the screen is on the stack but has no widgets yet.
+            app.on_snapshot_ready(SnapshotReady(snapshot))
+            await settle(pilot)
+            assert app.screen is screen and screen.live
+            app.pop_screen()
+            await settle(pilot)
+            assert not screen.live
+            screen.show_snapshot(snapshot)
+        # The user's way: open a running run, stop it, and let looks land
+        # while it is being composed and while the question is open.
+        await pilot.press("down", "enter")
+        app.poll_files()
+        await pilot.press("x")
+        await poll(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await poll(pilot)
+        run_screen = app.screen
+        assert isinstance(run_screen, RunScreen) and run_screen.key == "bravo"
+        assert app.return_code is None
+
+
+@synchronous
+async def test_confirm_shows_question_and_keys(runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "x")
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        assert screen.question == "Stop run bravo?"
+        box = screen.query_one("#confirm").region
+        for selector, text in (("#question", screen.question), ("#answers", "y")):
+            region = screen.query_one(selector, Static).content_region
+            # Once the box shrank to its border: 6x4 with nothing inside.
+            assert region.width >= len(text) and region.height >= 1
+            assert box.contains_region(region)
+        # Its own footer, listing the keys that answer (not those behind).
+        footer = screen.query_one(Footer)
+        assert footer.region.height == 1
+        listed = {
+            k for k, active in screen.active_bindings.items() if active.binding.show
+        }
+        assert {"y", "n"} <= listed and "x" not in listed
+        await pilot.press("n")
+        assert isinstance(app.screen, RunsScreen)
+
+
+@synchronous
+async def test_runs_table_fits_120_columns(runs_dir: Path) -> None:
+    # Once the backend column was cut to "numpy/c" at 120 columns.
+    assert TABLE_WIDTH <= 120
+    app = make_app(runs_dir)
+    # Twelve rows: too many for the table, so the scrollbar takes its place.
+    async with app.run_test(size=(120, 12)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs", DataTable)
+        assert table.show_vertical_scrollbar
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0
+        assert str(table.get_cell("alpha", "backend")) == "numpy/cpu"
+        await pilot.press("g")
+        assert str(table.get_cell("sweep-hl/trial-003", "name")) == (
+            "sweep-hl/trial-003"
+        )
+
+
+@synchronous
+async def test_one_epoch_run_has_whole_epoch_ticks(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    write_run(runs_dir, "once", epoch=1, epochs=1)
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen)
+        for plot in app.screen.query(PlotWidget):
+            low, high = plot._x_min, plot._x_max
+            ticks, labels = plot._x_formatter.get_ticks_and_labels(low, high)
+            # Once 0.9999990: textual-plot widens a one-point axis by 1e-6.
+            assert ticks == [1.0] and labels == ["1"]
+
+
+def test_epoch_ticks() -> None:
+    ticks = EpochFormatter().get_ticks_and_labels
+    assert ticks(1 - 1e-6, 1 + 1e-6) == ([1.0], ["1"])
+    assert ticks(1, 3) == ([1.0, 2.0, 3.0], ["1", "2", "3"])
+    assert ticks(1, 40)[1] == ["10", "20", "30", "40"]
+    assert ticks(1, 1000)[1] == ["200", "400", "600", "800", "1000"]
+    assert ticks(0.2, 0.8) == ([], [])
+
+
+@synchronous
+async def test_quit_in_a_small_terminal(runs_dir: Path) -> None:
+    # At 40x12 the footer has no room for "q Quit"; the key still works, on
+    # the runs table and on a run.
+    for keys in ((), ("down", "enter")):
+        app = make_app(runs_dir)
+        async with app.run_test(size=(40, 12)) as pilot:
+            await settle(pilot)
+            await pilot.press(*keys)
+            await settle(pilot)
+            await pilot.press("q")
+            await pilot.pause()
+            assert app.return_code == 0
+            assert not app.is_running

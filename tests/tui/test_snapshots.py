@@ -52,3 +52,9 @@ def test_sweep_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None
     assert snap_compare(
         make_app(runs_dir), terminal_size=SIZE, run_before=pressing(*keys)
     )
+
+
+def test_confirm_stop(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
+    assert snap_compare(
+        make_app(runs_dir), terminal_size=SIZE, run_before=pressing("down", "x")
+    )

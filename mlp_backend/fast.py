@@ -1,0 +1,483 @@
+"""Training steps: the generic functional step and the in-place fast step.
+
+The trainer drives either through the same three calls (``step``,
+``epoch_losses`` and ``snapshot``) and reads the parameters from the stack:
+
+- :class:`GenericStep` runs :meth:`Stack.loss_and_grads` and
+  :meth:`Optimizer.step` through the array API, creating new arrays on every
+  operation. Every backend can run it; array-api-strict can run nothing else.
+- :class:`FastStep` runs the same mathematics with the in-place semantics of
+  NumPy and CuPy (``Backend.native``): all parameters of a stack live in one
+  flat buffer ``theta`` of shape ``(m, P)`` and the ``W``/``b`` arrays of
+  :attr:`Stack.params` are views into it; each layer's ``[W; b]`` is one
+  matrix, so with a column of ones beside the activations one product adds
+  the bias and one product gives ``[dW; db]``, written into a view of the
+  flat gradient buffer ``grad`` by ``matmul(..., out=)``;
+  activations and deltas go into buffers allocated once per batch size; and
+  the optimizer updates all parameters with a handful of in-place operations
+  on ``(m, P)`` arrays, with the per-member learning rate, momentum and weight
+  decay as ``(m, 1)`` columns.
+
+A small network's step is dominated by per-operation overhead rather than by
+arithmetic (``benchmarks/RESULTS.md``), so the fast step's gain is in the
+number of operations, not in their speed. It also leaves the loss value out of
+the step: the output logits of every step are written into an epoch buffer,
+and :meth:`FastStep.epoch_losses` evaluates the loss of all steps at once.
+
+Weight decay applies to weights only: ``decay`` is the per-member coefficient
+times a 0/1 row that is 1 on the weight entries of the flat layout and 0 on
+the biases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from mlp_backend.backend import Backend
+from mlp_backend.model import Stack
+from mlp_backend.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Optimizer
+
+Array = Any
+
+
+class GenericStep:
+    """The functional step: new arrays for every result, any backend.
+
+    Args:
+        stack: The stack to train; its ``params`` are replaced every step.
+        optimizer: Its optimizer.
+    """
+
+    def __init__(self, stack: Stack, optimizer: Optimizer) -> None:
+        self.stack = stack
+        self.optimizer = optimizer
+        self._losses: list[Array] = []
+
+    def step(self, X: Array, T: Array, start: int, stop: int, factor: float) -> None:
+        """One update on rows ``start:stop`` of the epoch's batch order.
+
+        Args:
+            X: The epoch's inputs in batch order ``(m, n, n_features)``.
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            start: The batch's first row.
+            stop: One past its last row.
+            factor: The schedule's learning-rate multiplier.
+        """
+        loss, grads = self.stack.loss_and_grads(
+            X[:, start:stop, :], T[:, start:stop, :]
+        )
+        self.stack.params = self.optimizer.step(self.stack.params, grads, factor)
+        self._losses.append(loss)
+
+    def epoch_losses(self, T: Array, batch_size: int, done: int) -> Array:
+        """The mean loss of each of the epoch's ``done`` steps, ``(done, m)``."""
+        losses = self.stack.backend.xp.stack(self._losses)
+        self._losses = []
+        return losses
+
+    def snapshot(self) -> list[Array]:
+        """The parameters as they are now; later steps never change them."""
+        return self.stack.params
+
+
+# The output delta is (output(z) - y) divided by the batch size, or for the
+# mean squared error multiplied by 2 / (batch * outputs): see losses.py.
+_MEAN_OVER_ROWS = ("binary_cross_entropy", "softmax_cross_entropy")
+
+
+class FastStep:
+    """The in-place step over one flat parameter buffer (NumPy and CuPy).
+
+    Building one moves the stack's parameters and the optimizer's state into
+    flat buffers and leaves views of them in ``stack.params`` and
+    ``optimizer.state``, so everything that reads those (validation,
+    ``member_to_host``, ``select``) sees the current values. After a
+    compaction (``stack.select`` and ``optimizer.select``) build a new one.
+
+    Args:
+        stack: The stack to train; ``stack.params`` become views of ``theta``.
+        optimizer: Its optimizer; its state becomes views of flat buffers and
+            its step count ``t`` advances with every step.
+    """
+
+    @staticmethod
+    def supported(backend: Backend) -> bool:
+        """Whether ``backend`` has the in-place semantics this step needs."""
+        return backend.native is not None
+
+    def __init__(self, stack: Stack, optimizer: Optimizer) -> None:
+        backend = stack.backend
+        assert backend.native is not None, f"{backend.name} has no in-place fast path"
+        self.np: ModuleType = backend.native
+        self.stack = stack
+        self.optimizer = optimizer
+        np = self.np
+        m = stack.members
+        dtype = stack.params[0].dtype
+        self.bounds, self.size = _layout(stack.shape.sizes)
+
+        # Parameters and optimizer state move into flat buffers, once.
+        self.theta = self._flat(stack.params, dtype)
+        stack.params = self.views(self.theta)
+        self.grad = np.zeros((m, self.size), dtype=dtype)
+        self.blocks = self._blocks(self.theta)
+        self.grad_blocks = self._blocks(self.grad)
+        self.state = self._flat_state(optimizer, m, dtype)
+        optimizer.state = [self.views(flat) for flat in self.state]
+
+        # Per-member hyperparameters as (m, 1) columns over the flat layout.
+        self.lr = np.reshape(optimizer.lr, (m, 1))
+        self.momentum = np.reshape(optimizer.momentum, (m, 1))
+        # The learning rate times the schedule's factor, remade when it changes.
+        self._factor = 1.0
+        self._lr = self.lr
+        self.decay = None
+        if optimizer.decays:
+            weights = np.zeros((1, self.size), dtype=dtype)
+            for lo, hi, _ in self.bounds[0::2]:
+                weights[:, lo:hi] = 1.0
+            self.decay = np.reshape(optimizer.weight_decay, (m, 1)) * weights
+        self.work = np.empty((2, m, self.size), dtype=dtype)
+        self._buffers: dict[int, dict[str, list[Array]]] = {}
+        self._logits: Array | None = None
+        self._epoch_X: Array | None = None
+        self._epoch_A: Array | None = None
+        self._epoch_T: Array | None = None
+        self._epoch_U: Array | None = None
+        # The last forward's input, logits and buffers, for loss and backward.
+        self._A: Array | None = None
+        self._z: Array | None = None
+        self._current: dict[str, Any] = {}
+
+    def _flat_state(self, optimizer: Optimizer, m: int, dtype: Any) -> list[Array]:
+        """The optimizer's moment buffers as flat ``(m, P)`` arrays.
+
+        They start at zero, or hold the optimizer's state when it has some (a
+        stack rebuilt after a compaction keeps its moments).
+        """
+        count = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}[optimizer.kind]
+        if optimizer.state:
+            return [self._flat(optimizer.state[g], dtype) for g in range(count)]
+        return [self.np.zeros((m, self.size), dtype=dtype) for _ in range(count)]
+
+    def _flat(self, arrays: Sequence[Array], dtype: Any) -> Array:
+        """Copies ``[W0, b0, ...]`` (member axis first) into a new ``(m, P)`` buffer."""
+        np = self.np
+        flat = np.empty((int(arrays[0].shape[0]), self.size), dtype=dtype)
+        for view, array in zip(self.views(flat), arrays, strict=True):
+            view[...] = array
+        return flat
+
+    def views(self, flat: Array) -> list[Array]:
+        """``[W0, b0, ...]`` as views of ``flat`` ``(m, P)``: no copies."""
+        m = flat.shape[0]
+        return [flat[:, lo:hi].reshape(m, *shape) for lo, hi, shape in self.bounds]
+
+    def _blocks(self, flat: Array) -> list[Array]:
+        """Per layer, ``[W; b]`` ``(m, fan_in + 1, fan_out)`` as one view of ``flat``.
+
+        The flat layout stores each ``b`` right after its ``W``, so the pair is
+        one matrix whose last row is the bias.
+        """
+        m = flat.shape[0]
+        pairs = zip(self.bounds[0::2], self.bounds[1::2], strict=True)
+        return [flat[:, W[0] : b[1]].reshape(m, W[2][0] + 1, W[2][1]) for W, b in pairs]
+
+    def augmented(self, X: Array) -> Array:
+        """``[X, 1]`` ``(m, n, n_features + 1)``, made once per epoch's ``X``.
+
+        With a column of ones beside the activations, one matrix product with
+        ``[W; b]`` adds the bias, and in the backward pass one product with
+        ``delta`` gives ``[dW; db]``: two operations fewer per layer and step.
+        """
+        if X is not self._epoch_X:
+            np = self.np
+            A = np.empty((*X.shape[:-1], X.shape[-1] + 1), dtype=self.theta.dtype)
+            A[..., :-1] = X
+            A[..., -1] = 1.0
+            self._epoch_X, self._epoch_A = X, A
+        return self._epoch_A
+
+    def snapshot(self) -> list[Array]:
+        """A copy of the parameters now, which later steps leave unchanged."""
+        return self.views(self.theta.copy())
+
+    def _buffers_for(self, rows: int) -> dict[str, Any]:
+        """Activation and delta buffers for batches of ``rows``, made once."""
+        buffers = self._buffers.get(rows)
+        if buffers is None:
+            np = self.np
+            m = self.stack.members
+            dtype = self.theta.dtype
+            widths = self.stack.shape.sizes[1:]
+            # Hidden activations carry a last column of ones (see augmented).
+            hidden = [np.ones((m, rows, w + 1), dtype=dtype) for w in widths[:-1]]
+            buffers = {
+                "z": [np.empty((m, rows, w), dtype=dtype) for w in widths],
+                "a": hidden,
+                "a_view": [a[..., :-1] for a in hidden],
+                "delta": [np.empty((m, rows, w), dtype=dtype) for w in widths],
+                "scratch": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
+                "flag": [np.empty((m, rows, w), dtype=bool) for w in widths[:-1]],
+            }
+            self._buffers[rows] = buffers
+        return buffers
+
+    def forward(self, A: Array, out: Array | None = None) -> Array:
+        """Runs the stack on a batch into the buffers; returns the logits.
+
+        Args:
+            A: The batch with a column of ones, ``(m, rows, n_features + 1)``
+                (rows of :meth:`augmented`).
+            out: Where to write the logits ``(m, rows, n_outputs)``; a buffer
+                reused by the next batch of the same size when None.
+
+        Returns:
+            The output ``z`` ``(m, rows, n_outputs)``.
+        """
+        np = self.np
+        masks = self.stack.masks
+        buffers = self._buffers_for(int(A.shape[1]))
+        layers = len(self.blocks)
+        a = A
+        for l in range(layers):
+            last = l == layers - 1
+            z = out if last and out is not None else buffers["z"][l]
+            np.matmul(a, self.blocks[l], out=z)
+            if last:
+                break
+            a = buffers["a_view"][l]
+            self._activate(z, a, buffers["flag"][l])
+            if masks[l] is not None:
+                a *= masks[l]
+            a = buffers["a"][l]
+        self._A, self._z, self._current = A, z, buffers
+        return z
+
+    def _activate(self, z: Array, a: Array, flag: Array) -> None:
+        np = self.np
+        name = self.stack.activation.name
+        if name == "relu":
+            # z * (z > 0): the flag is kept for the backward pass, and this is
+            # faster than maximum(z, 0) (11 us against 15 us for 256 x 64).
+            np.greater(z, 0.0, out=flag)
+            np.multiply(z, flag, out=a)
+        elif name == "tanh":
+            np.tanh(z, out=a)
+        else:
+            a[...] = self.stack.activation.f(self.stack.backend.xp, z)
+
+    def _times_derivative(self, l: int, delta: Array) -> None:
+        """``delta *= f'(z)`` for hidden layer ``l``, in place."""
+        np = self.np
+        buffers = self._current
+        z, a = buffers["z"][l], buffers["a_view"][l]
+        name = self.stack.activation.name
+        if name == "relu":
+            np.multiply(delta, buffers["flag"][l], out=delta)
+        elif name == "tanh":
+            scratch = buffers["scratch"][l]
+            np.multiply(a, a, out=scratch)
+            np.subtract(1.0, scratch, out=scratch)
+            delta *= scratch
+        else:
+            delta *= self.stack.activation.df(self.stack.backend.xp, z, a)
+
+    def loss(self, T: Array, start: int, stop: int) -> Array:
+        """The output delta dL/dz of the last forward's batch, rows ``start:stop``.
+
+        Args:
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            start: The batch's first row.
+            stop: One past its last row.
+
+        Returns:
+            ``delta`` ``(m, rows, n_outputs)``, a reused buffer.
+        """
+        np = self.np
+        stack = self.stack
+        rows, k = stop - start, int(T.shape[2])
+        z, delta = self._z, self._current["delta"][-1]
+        name = stack.loss.name
+        if name == "binary_cross_entropy":
+            # sigmoid(z) - y = (tanh(z / 2) + 1 - 2 y) / 2: four in-place
+            # operations with 1 - 2y made once per epoch, and as stable as the
+            # two-branch sigmoid for any finite z.
+            np.multiply(z, 0.5, out=delta)
+            np.tanh(delta, out=delta)
+            delta += self._shifted(T)[:, start:stop, :]
+            delta *= 0.5 / rows
+            return delta
+        np.subtract(
+            stack.loss.output(stack.backend.xp, z), T[:, start:stop, :], out=delta
+        )
+        if name in _MEAN_OVER_ROWS:
+            delta /= rows
+        else:
+            np.multiply(2.0 / (rows * k), delta, out=delta)
+        return delta
+
+    def _shifted(self, T: Array) -> Array:
+        """``1 - 2 T`` for the binary cross-entropy, made once per epoch's ``T``."""
+        if T is not self._epoch_T:
+            self._epoch_T, self._epoch_U = T, 1.0 - 2.0 * T
+        return self._epoch_U
+
+    def backward(self) -> None:
+        """Backpropagates the last :meth:`loss` delta into ``grad``'s views."""
+        np = self.np
+        stack = self.stack
+        params = stack.params
+        layers = len(self.blocks)
+        buffers = self._current
+        delta = buffers["delta"][-1]
+        for l in range(layers - 1, -1, -1):
+            # [a, 1]^T @ delta = [dW; db]: the batch sum of delta comes with dW.
+            a = self._A if l == 0 else buffers["a"][l - 1]
+            np.matmul(a.transpose(0, 2, 1), delta, out=self.grad_blocks[l])
+            if l == 0:
+                break
+
+            # Hidden layer: back through W, then through the activation. With
+            # one output unit the product is an outer product, which an
+            # element-wise multiply does without a matrix-product call.
+            below = buffers["delta"][l - 1]
+            W_T = params[2 * l].transpose(0, 2, 1)
+            if delta.shape[2] == 1:
+                np.multiply(delta, W_T, out=below)
+            else:
+                np.matmul(delta, W_T, out=below)
+            self._times_derivative(l - 1, below)
+            if stack.masks[l - 1] is not None:
+                below *= stack.masks[l - 1]
+            delta = below
+
+    def update(self, factor: float) -> None:
+        """Applies the optimizer to ``theta`` with ``grad``, in place.
+
+        Each line matches :meth:`Optimizer.step`'s formula operation for
+        operation, so both paths round alike.
+        """
+        np = self.np
+        opt = self.optimizer
+        opt.t += 1
+        if factor != self._factor:
+            self._lr, self._factor = self.lr * float(factor), factor
+        lr = self._lr
+        g, tmp, out = self.grad, self.work[0], self.work[1]
+        if self.decay is not None:
+            np.multiply(self.decay, self.theta, out=tmp)
+            g += tmp
+        if opt.kind == "sgd":
+            np.multiply(lr, g, out=out)
+        elif opt.kind in ("momentum", "nesterov"):
+            v = self.state[0]
+            v *= self.momentum
+            v += g
+            if opt.kind == "nesterov":
+                np.multiply(self.momentum, v, out=tmp)
+                np.add(g, tmp, out=tmp)
+                np.multiply(lr, tmp, out=out)
+            else:
+                np.multiply(lr, v, out=out)
+        else:
+            self._adam(g, lr, tmp, out)
+        self.theta -= out
+
+    def _adam(self, g: Array, lr: Array, tmp: Array, out: Array) -> None:
+        np = self.np
+        m1, m2 = self.state
+        t = self.optimizer.t
+
+        # Moment estimates, bias-corrected for the first steps.
+        m1 *= ADAM_BETA1
+        np.multiply(1.0 - ADAM_BETA1, g, out=tmp)
+        m1 += tmp
+        m2 *= ADAM_BETA2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - ADAM_BETA2
+        m2 += tmp
+        c1 = 1.0 - ADAM_BETA1**t
+        c2 = 1.0 - ADAM_BETA2**t
+        np.divide(m2, c2, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += ADAM_EPS
+        np.multiply(lr / c1, m1, out=out)
+        out /= tmp
+
+    def step(self, X: Array, T: Array, start: int, stop: int, factor: float) -> None:
+        """One update on rows ``start:stop``, keeping its logits for the epoch.
+
+        Args:
+            X: The epoch's inputs in batch order ``(m, n, n_features)``.
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            start: The batch's first row.
+            stop: One past its last row.
+            factor: The schedule's learning-rate multiplier.
+        """
+        if self._logits is None or self._logits.shape != T.shape:
+            self._logits = self.np.empty(T.shape, dtype=self.theta.dtype)
+        A = self.augmented(X)[:, start:stop, :]
+        self.forward(A, out=self._logits[:, start:stop, :])
+        self.loss(T, start, stop)
+        self.backward()
+        self.update(factor)
+
+    def epoch_losses(self, T: Array, batch_size: int, done: int) -> Array:
+        """The mean loss of each of the epoch's ``done`` steps, ``(done, m)``.
+
+        One evaluation of the loss over all kept logits: the full batches are
+        folded into the member axis, so each row of the result is the loss of
+        one step, the same mean the generic step takes.
+
+        Args:
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            batch_size: Rows per full batch.
+            done: How many steps ran this epoch.
+        """
+        np = self.np
+        xp = self.stack.backend.xp
+        loss = self.stack.loss.value_and_delta
+        m, n, k = (int(s) for s in T.shape)
+        rows = min(done * batch_size, n)
+        full = rows // batch_size
+        Z = self._logits
+        parts = []
+        if full:
+            cut = full * batch_size
+            shape = (m * full, batch_size, k)
+            value, _ = loss(
+                xp, np.reshape(Z[:, :cut], shape), np.reshape(T[:, :cut], shape)
+            )
+            parts.append(np.reshape(value, (m, full)).T)
+        if rows > full * batch_size:
+            cut = full * batch_size
+            value, _ = loss(xp, Z[:, cut:rows], T[:, cut:rows])
+            parts.append(value[None, :])
+        return np.concatenate(parts, axis=0)
+
+
+def _layout(sizes: Sequence[int]) -> tuple[list[tuple[int, int, tuple[int, ...]]], int]:
+    """Where each of ``[W0, b0, W1, b1, ...]`` lies in a member's flat row.
+
+    Returns:
+        Per array ``(start, stop, shape)`` without the member axis, ``b`` right
+        after its ``W``; and the row length ``P``.
+    """
+    bounds = []
+    offset = 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for shape in ((fan_in, fan_out), (1, fan_out)):
+            count = shape[0] * shape[1]
+            bounds.append((offset, offset + count, shape))
+            offset += count
+    return bounds, offset
+
+
+def make_step(stack: Stack, optimizer: Optimizer) -> GenericStep | FastStep:
+    """The fast step where the backend has in-place semantics, else the generic one."""
+    if FastStep.supported(stack.backend):
+        return FastStep(stack, optimizer)
+    return GenericStep(stack, optimizer)

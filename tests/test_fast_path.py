@@ -1,0 +1,244 @@
+"""The in-place fast step equals the generic step: its oracle.
+
+:class:`FastStep` rewrites the step for backends with in-place semantics
+(NumPy, CuPy); :class:`GenericStep` is the array-API formulation that the
+gradient checks and optimizer tests already pin down. Both run the same
+epochs on the same padded stacks, across activations, losses and optimizers
+with weight decay, through a compaction, and must agree within 1e-12 in
+float64 and 1e-5 (relative) in float32. Backends without in-place semantics
+(array-api-strict) must get the generic step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlp_backend.train as train_module
+from mlp_backend.activations import ACTIVATIONS
+from mlp_backend.backend import Backend, cupy_problem
+from mlp_backend.fast import FastStep, GenericStep, make_step
+from mlp_backend.losses import LOSSES
+from mlp_backend.model import Shape, Stack, init_weights
+from mlp_backend.optim import OPTIMIZERS, Optimizer
+from mlp_backend.train import Member, TrainConfig, Trainer, to_device
+
+WIDTHS = [(6, 4), (3, 4), (6, 2)]
+LR = [0.05, 0.02, 0.1]
+MOMENTUM = [0.9, 0.5, 0.8]
+DECAY = [0.01, 0.0, 0.1]
+ROWS = 21  # batches of 8: two full ones and a partial one of 5
+BATCH = 8
+
+
+def needs_fast(backend: Backend) -> None:
+    if not FastStep.supported(backend):
+        pytest.skip(f"{backend.name} has no in-place fast path")
+
+
+def problem(backend: Backend, activation: str, loss: str, seed: int = 0):
+    """Two identical padded stacks and one epoch of data in batch order."""
+    rng = np.random.default_rng(seed)
+    k = 3 if loss == "softmax_cross_entropy" else 1
+    shape = Shape(5, (6, 4), k, activation, loss)
+    init = ACTIVATIONS[activation].init
+    members = [init_weights(rng, (5, *w, k), init) for w in WIDTHS]
+    X = rng.normal(size=(len(WIDTHS), ROWS, 5))
+    if loss == "softmax_cross_entropy":
+        T = np.eye(k)[rng.integers(0, k, size=(len(WIDTHS), ROWS))]
+    elif loss == "binary_cross_entropy":
+        T = rng.integers(0, 2, size=(len(WIDTHS), ROWS, 1)).astype(np.float64)
+    else:
+        T = rng.normal(size=(len(WIDTHS), ROWS, 1))
+    stacks = [Stack.from_host(backend, shape, members) for _ in range(2)]
+    return stacks, backend.asarray(X), backend.asarray(T)
+
+
+def optimizer(backend: Backend, kind: str) -> Optimizer:
+    return Optimizer(backend, kind, LR, MOMENTUM, DECAY)
+
+
+def run_epoch(step, X, T, factor: float):
+    n = int(X.shape[1])
+    starts = range(0, n, BATCH)
+    for s in starts:
+        step.step(X, T, s, min(s + BATCH, n), factor)
+    return step.epoch_losses(T, BATCH, len(starts))
+
+
+def assert_close(backend: Backend, fast, generic) -> None:
+    """Within 1e-12 in float64; within 1e-5 relative in float32."""
+    tight = backend.dtype_name == "float64"
+    rtol, atol = (1e-12, 1e-12) if tight else (1e-5, 1e-6)
+    for a, b in zip(fast, generic, strict=True):
+        np.testing.assert_allclose(
+            backend.to_host(a), backend.to_host(b), rtol=rtol, atol=atol
+        )
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_fast_step_matches_generic(backend: Backend, activation, loss, kind):
+    needs_fast(backend)
+    (fast_stack, generic_stack), X, T = problem(backend, activation, loss)
+    fast = FastStep(fast_stack, optimizer(backend, kind))
+    generic = GenericStep(generic_stack, optimizer(backend, kind))
+    for factor in (1.0, 0.5):
+        losses = run_epoch(fast, X, T, factor), run_epoch(generic, X, T, factor)
+        assert losses[0].shape == (3, len(WIDTHS))
+        assert_close(backend, [losses[0]], [losses[1]])
+        assert_close(backend, fast_stack.params, generic_stack.params)
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_fast_step_float32(backend32: Backend, kind):
+    needs_fast(backend32)
+    (fast_stack, generic_stack), X, T = problem(
+        backend32, "relu", "binary_cross_entropy"
+    )
+    fast = FastStep(fast_stack, optimizer(backend32, kind))
+    generic = GenericStep(generic_stack, optimizer(backend32, kind))
+    for _ in range(3):
+        losses = run_epoch(fast, X, T, 1.0), run_epoch(generic, X, T, 1.0)
+        assert_close(backend32, [losses[0]], [losses[1]])
+    assert all(p.dtype == backend32.dtype for p in fast_stack.params)
+    assert_close(backend32, fast_stack.params, generic_stack.params)
+
+
+@pytest.mark.parametrize("kind", ["adam", "nesterov"])
+def test_fast_step_survives_compaction(backend: Backend, kind):
+    """Dropping a member keeps the others' weights and optimizer state."""
+    needs_fast(backend)
+    (fast_stack, generic_stack), X, T = problem(backend, "tanh", "mean_squared_error")
+    fast_opt, generic_opt = optimizer(backend, kind), optimizer(backend, kind)
+    fast, generic = (
+        FastStep(fast_stack, fast_opt),
+        GenericStep(generic_stack, generic_opt),
+    )
+    run_epoch(fast, X, T, 1.0)
+    run_epoch(generic, X, T, 1.0)
+
+    keep = [0, 2]
+    fast_stack, generic_stack = fast_stack.select(keep), generic_stack.select(keep)
+    fast_opt.select(keep)
+    generic_opt.select(keep)
+    fast = FastStep(fast_stack, fast_opt)
+    generic = GenericStep(generic_stack, generic_opt)
+    Xk, Tk = X[:2, ...], T[:2, ...]
+    for _ in range(2):
+        assert_close(
+            backend, [run_epoch(fast, Xk, Tk, 1.0)], [run_epoch(generic, Xk, Tk, 1.0)]
+        )
+    assert_close(backend, fast_stack.params, generic_stack.params)
+    assert_close(backend, fast_opt.state[0], generic_opt.state[0])
+
+
+def test_parameters_are_views_of_one_buffer(backend: Backend):
+    needs_fast(backend)
+    (stack, _), X, T = problem(backend, "relu", "binary_cross_entropy")
+    before = [backend.to_host(p).copy() for p in stack.params]
+    fast = FastStep(stack, optimizer(backend, "adam"))
+    assert fast.theta.shape == (3, sum(int(np.prod(p.shape[1:])) for p in stack.params))
+    for p, host in zip(stack.params, before, strict=True):
+        assert np.array_equal(backend.to_host(p), host)
+        assert fast.np.shares_memory(p, fast.theta)
+    snapshot = fast.snapshot()
+    run_epoch(fast, X, T, 1.0)
+    for p, host in zip(snapshot, before, strict=True):
+        assert np.array_equal(backend.to_host(p), host)
+
+
+def test_padded_units_stay_zero(backend: Backend):
+    needs_fast(backend)
+    (stack, _), X, T = problem(backend, "elu", "softmax_cross_entropy")
+    fast = FastStep(stack, optimizer(backend, "adam"))
+    for _ in range(3):
+        run_epoch(fast, X, T, 1.0)
+    W1 = backend.to_host(stack.params[2])
+    assert np.all(W1[1, 3:, :] == 0.0), "member 1 has 3 units in layer 1"
+    assert np.all(W1[2, :, 2:] == 0.0), "member 2 has 2 units in layer 2"
+    b1 = backend.to_host(stack.params[3])
+    assert np.all(b1[2, :, 2:] == 0.0)
+
+
+def test_backends_without_inplace_take_the_generic_step(backend: Backend):
+    (stack, _), _, _ = problem(backend, "relu", "binary_cross_entropy")
+    step = make_step(stack, optimizer(backend, "sgd"))
+    expected = FastStep if backend.native is not None else GenericStep
+    assert type(step) is expected
+
+
+def trainer_results(backend: Backend, monkeypatch, fast: bool):
+    """A fused run with a diverging member, a pruned one and early stopping."""
+    if not fast:
+        monkeypatch.setattr(train_module, "make_step", GenericStep)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 5))
+    y = (X[:, 0] - 0.5 * X[:, 1] + 0.3 * rng.normal(size=90) > 0).astype(np.int64)
+    data = to_device(backend, "binary", 2, (X[:60], y[:60]), (X[60:], y[60:]))
+    members = [
+        Member((6, 4), lr=0.05, weight_decay=0.01, seed=1),
+        Member((3, 4), lr=1e300, seed=2),
+        Member((6, 2), lr=0.02, seed=3),
+        Member((5, 3), lr=0.01, seed=4),
+    ]
+    config = TrainConfig(optimizer="momentum", batch_size=16, epochs=6, patience=3)
+    pruner = lambda epoch, values: [3] if epoch == 2 else []  # noqa: E731
+    results = Trainer(backend, config, members, data, pruner=pruner).run()
+    monkeypatch.undo()
+    return results
+
+
+def test_trainer_fast_equals_generic(backend: Backend, monkeypatch):
+    needs_fast(backend)
+    fast = trainer_results(backend, monkeypatch, fast=True)
+    generic = trainer_results(backend, monkeypatch, fast=False)
+    assert [r.state for r in fast] == [r.state for r in generic]
+    assert "diverged" in [r.state for r in fast] and "pruned" in [r.state for r in fast]
+    for a, b in zip(fast, generic, strict=True):
+        assert (a.epochs_run, a.best_epoch, a.step) == (
+            b.epochs_run,
+            b.best_epoch,
+            b.step,
+        )
+        for ra, rb in zip(a.history, b.history, strict=True):
+            assert ra.keys() == rb.keys()
+            for key in ra.keys() - {"seconds"}:
+                assert ra[key] == pytest.approx(rb[key], rel=1e-12, abs=1e-12), key
+        for pa, pb in zip(a.params, b.params, strict=True):
+            np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=1e-12)
+
+
+def gpu_check():
+    """benchmarks/gpu_check.py as a module (benchmarks is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is made.
+    sys.modules.setdefault("gpu_check", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_says_no_cuda_device(capsys):
+    if cupy_problem() is None:
+        pytest.skip("a CUDA device is usable here")
+    assert gpu_check().main([]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_gpu_check_sees_no_copies_per_batch(backend32: Backend):
+    """The transfer count of the GPU check, on the host backends."""
+    check = gpu_check()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5))
+    y = (X[:, 0] > 0).astype(np.int64)
+    data = to_device(backend32, "binary", 2, (X[:60], y[:60]), (X[60:], y[60:]))
+    row = check.transfers(backend32, data, batches=(4, 32), epochs=2)
+    assert row.ok, row.value
+    assert Backend.asarray.__name__ == "asarray", "the counters are removed"
