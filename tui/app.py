@@ -79,6 +79,8 @@ class MonitorApp(App[None]):
         self.folder = RunsFolder(runs_dir, now=now, stale_after=stale_after)
         self.snapshot = Snapshot({})
         self.details: dict[str, DetailSnapshot] = {}
+        # Runs marked for an overlay, in the order they were marked.
+        self.marked: list[str] = []
         self.sub_title = str(runs_dir)
         self._reading = False
         self._read_again = False
@@ -156,6 +158,41 @@ class MonitorApp(App[None]):
         self.folder.watch(keys)
         if keys - set(self.details):
             self.poll_files()
+
+    def toggle_mark(self, key: str) -> bool | None:
+        """Mark a run for an overlay, or unmark it.
+
+        Returns:
+            Whether the run is marked now; None when ``key`` is not a run
+            (a sweep cannot be overlaid: its trials can).
+        """
+        row = self.snapshot.rows.get(key)
+        if row is None or row.kind == "sweep":
+            self.notify(
+                "only runs can be marked: open the sweep or mark its trials",
+                severity="warning",
+            )
+            return None
+        if key in self.marked:
+            self.marked.remove(key)
+            return False
+        self.marked.append(key)
+        return True
+
+    def open_overlay(self) -> None:
+        """Overlay the marked runs, or say how to mark them."""
+        self.marked = [key for key in self.marked if key in self.snapshot.rows]
+        if len(self.marked) < 2:
+            self.notify(
+                f"{len(self.marked)} run(s) marked: mark at least two with "
+                "space, then press o",
+                severity="warning",
+            )
+            return
+        # Imported when opened: the plotting screens need NumPy.
+        from tui.overlay_screen import OverlayScreen
+
+        self.push_screen(OverlayScreen(self.marked))
 
     def stop_targets(self, key: str) -> list[str]:
         """The runs a stop of ``key`` asks to stop: the run, or a sweep's trials."""

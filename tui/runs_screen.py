@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from tui.app import MonitorApp
 
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+# Before the name of a run marked for an overlay.
+MARK = "● "
 LABELS = {key: label for key, label, _ in COLUMNS}
 
 
@@ -90,6 +92,8 @@ class RunsScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("g", "group", "Group"),
         Binding("x", "stop", "Stop"),
+        Binding("space", "mark", "Mark"),
+        Binding("o", "overlay", "Overlay"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -164,13 +168,38 @@ class RunsScreen(Screen[None]):
             row = self.rows[key]
             if self._shown.get(key) == row:
                 continue
-            cells = row_cells(row, self.grouped)
+            cells = self._row_cells(row)
             old = self._cells[key]
             for column, value in cells.items():
                 if old.get(column) != value:
                     table.update_cell(key, column, value)
             self._shown[key] = row
             self._cells[key] = cells
+
+    def _row_cells(self, row: RunRow) -> dict[str, Any]:
+        cells: dict[str, Any] = row_cells(row, self.grouped)
+        if row.key in self.app.marked:
+            name = Text()
+            name.append(MARK, style="bold yellow")
+            name.append(str(cells["name"]))
+            cells["name"] = name
+        return cells
+
+    def _show_marks(self) -> None:
+        """Bring the marks in the name cells up to date."""
+        if not self.live:
+            return
+        table = self.query_one("#runs", DataTable)
+        for key in self._order:
+            cells = self._row_cells(self.rows[key])
+            if self._cells[key]["name"] != cells["name"]:
+                table.update_cell(key, "name", cells["name"])
+                self._cells[key] = cells
+        self._show_status()
+
+    def on_screen_resume(self) -> None:
+        """Show marks changed on another screen (a sweep's leaderboard)."""
+        self._show_marks()
 
     def _rebuild(self, order: list[str]) -> None:
         table = self.query_one("#runs", DataTable)
@@ -180,7 +209,7 @@ class RunsScreen(Screen[None]):
         self._cells = {}
         for key in order:
             row = self.rows[key]
-            cells = row_cells(row, self.grouped)
+            cells = self._row_cells(row)
             table.add_row(*(cells[column] for column in COLUMN_KEYS), key=key)
             self._shown[key] = row
             self._cells[key] = cells
@@ -201,6 +230,8 @@ class RunsScreen(Screen[None]):
         ]
         if self.grouped:
             parts.append("grouped by sweep")
+        if self.app.marked:
+            parts.append(f"{len(self.app.marked)} marked (o: overlay)")
         if self.filter_text:
             parts.append(f"filter {self.filter_text!r}: {len(self._order)} shown")
         self.query_one("#runs-status", Static).update(Text(" · ".join(parts)))
@@ -262,6 +293,16 @@ class RunsScreen(Screen[None]):
         key = self.selected_key()
         if key is not None:
             self.app.confirm_stop(key)
+
+    def action_mark(self) -> None:
+        """Mark the run under the cursor for an overlay, or unmark it."""
+        key = self.selected_key()
+        if key is not None and self.app.toggle_mark(key) is not None:
+            self._show_marks()
+
+    def action_overlay(self) -> None:
+        """Overlay the marked runs."""
+        self.app.open_overlay()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

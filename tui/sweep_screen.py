@@ -122,6 +122,8 @@ class SweepScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("h", "next_axes", "Heatmap axes"),
         Binding("x", "stop", "Stop sweep"),
+        Binding("space", "mark", "Mark"),
+        Binding("o", "overlay", "Overlay"),
     ]
 
     app: MonitorApp
@@ -211,7 +213,7 @@ class SweepScreen(Screen[None]):
             )
             board.add_row(
                 str(rank),
-                row.name,
+                self._trial_cell(row.key, row.name),
                 state_text(row.state),
                 number(row.best),
                 number(row.test),
@@ -220,6 +222,13 @@ class SweepScreen(Screen[None]):
             )
         if board.row_count:
             board.move_cursor(row=min(cursor, board.row_count - 1), animate=False)
+
+    def _trial_cell(self, key: str, name: str) -> Text:
+        text = Text()
+        if key in self.app.marked:
+            text.append("● ", style="bold yellow")
+        text.append(name)
+        return text
 
     def _show_heatmap(self) -> None:
         pairs = axis_pairs(self.trials)
@@ -258,6 +267,23 @@ class SweepScreen(Screen[None]):
     def action_stop(self) -> None:
         """Ask to stop every unfinished trial of the sweep."""
         self.app.confirm_stop(self.key)
+
+    def action_mark(self) -> None:
+        """Mark the trial under the cursor for an overlay, or unmark it."""
+        board = self.query_one("#leaderboard", DataTable)
+        if not board.row_count:
+            return
+        row_key, _ = board.coordinate_to_cell_key(board.cursor_coordinate)
+        key = row_key.value
+        if key is None or self.app.toggle_mark(key) is None:
+            return
+        row = next((r for r in self.trials if r.key == key), None)
+        name = row.name if row is not None else key.split("/")[-1]
+        board.update_cell(key, "trial", self._trial_cell(key, name))
+
+    def action_overlay(self) -> None:
+        """Overlay the marked runs."""
+        self.app.open_overlay()
 
     @on(DataTable.RowSelected, "#leaderboard")
     def _open(self, event: DataTable.RowSelected) -> None:

@@ -1,4 +1,4 @@
-"""Pictures of the three screens at a fixed size on the fixture runs folder.
+"""Pictures of the screens at a fixed size on the fixture runs folder.
 
 Update them with ``pytest tests/tui --snapshot-update`` after a deliberate
 change of looks, and look at the new SVG files before keeping them.
@@ -57,4 +57,12 @@ def test_sweep_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None
 def test_confirm_stop(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(
         make_app(runs_dir), terminal_size=SIZE, run_before=pressing("down", "x")
+    )
+
+
+def test_overlay_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
+    # alpha, sweep-hl/trial-000 and sweep-hl/trial-003, marked and overlaid.
+    keys = ("space", *["down"] * 5, "space", *["down"] * 3, "space", "o")
+    assert snap_compare(
+        make_app(runs_dir), terminal_size=SIZE, run_before=pressing(*keys)
     )
