@@ -298,7 +298,7 @@ class Trainer:
     def run(self) -> list[MemberResult]:
         """Trains until every member has finished, stopped or diverged."""
         shape = self._shape()
-        rows = max(self.config.batch_size, int(self.data.X_val.shape[1]))
+        rows = self.config.batch_size
         widest = max(
             a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:], strict=True)
         )
