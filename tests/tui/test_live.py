@@ -38,8 +38,9 @@ async def test_follows_a_real_training_run(magic_subset: Path, tmp_path: Path) -
     command = [
         sys.executable, "-m", "mlp_backend", "-q", "train",
         "--data", str(magic_subset), "--runs-dir", str(runs), "--name", "live",
-        "--epochs", "400", "--batch-size", "8", "--hidden", "16",
+        "--epochs", "5000", "--batch-size", "1", "--hidden", "16",
     ]  # fmt: skip
+    # Thousands of batch-1 epochs: the run is still going when the app stops it.
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     app = MonitorApp(runs, refresh=3600)
     try:
