@@ -50,18 +50,6 @@ class Group(click.Group):
             fail("interrupted", EXIT_INTERRUPTED)
 
 
-def int_list(value: str, option: str) -> tuple[int, ...]:
-    """Hidden widths of one network: ``64,32`` (or ``64x32``, as sweeps write it)."""
-    items = [v.strip() for v in value.replace("x", ",").split(",")]
-    try:
-        return tuple(int(v) for v in items)
-    except ValueError:
-        raise UsageError(
-            f"{option}: expected integers like 64,32 (one per hidden layer); "
-            f"got {value!r}"
-        ) from None
-
-
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from mlp_backend.errors import UsageError
+
 BACKEND = click.option(
     "--backend",
     type=click.Choice(["auto", "numpy", "cupy"]),
@@ -92,3 +94,15 @@ def label_value(value: str) -> str | int:
         return int(value)
     except ValueError:
         return value
+
+
+def int_list(value: str, option: str) -> tuple[int, ...]:
+    """Hidden widths of one network: ``64,32`` (or ``64x32``, as sweeps write it)."""
+    items = [v.strip() for v in value.replace("x", ",").split(",")]
+    try:
+        return tuple(int(v) for v in items)
+    except ValueError:
+        raise UsageError(
+            f"{option}: expected integers like 64,32 (one per hidden layer); "
+            f"got {value!r}"
+        ) from None

@@ -29,7 +29,7 @@ from mlp_backend.job import (
     run_config,
     run_settings,
 )
-from mlp_backend.options import label_value
+from mlp_backend.options import int_list, label_value
 from mlp_backend.persist import load_model
 from mlp_backend.runs import RunFolder, check_name, create_folder
 
@@ -68,8 +68,6 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     Every option is checked, the backend resolved and the data read before
     the run folder is created, so bad input leaves nothing behind.
     """
-    from mlp_backend.cli import int_list
-
     hidden = int_list(options["hidden"], "--hidden")
     if options["name"] is not None:
         check_name(options["name"])
