@@ -9,7 +9,10 @@ Usage::
    the whole ``mlp-backend sweep`` command, fused with the default workers,
    against ``--no-fuse --workers 1``.
 2. Time per member-epoch of the Trainer for 1, 8, 64 and 256 stacked members.
-3. One-at-a-time PyTorch on the same grid, when torch is installed.
+3. One-at-a-time PyTorch on the same grid, when torch is installed: its
+   training loops only (with a validation pass per epoch), timed in this
+   process, against our whole command with its start-up, data loading and
+   run files; with PyTorch's default threads and with one.
 4. With ``--reference``: ``--preset reference`` fused and with ``--no-fuse``.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +53,10 @@ def data_path() -> Path:
     if not path.is_file():
         sys.exit(f"MAGIC not found at {path}; set MLP_BACKEND_DATA")
     return path
+
+
+def spread(times: list[float]) -> str:
+    return f"{min(times):.2f}-{max(times):.2f}"
 
 
 def time_command(args: list[str], runs: Path) -> float:
@@ -101,13 +109,22 @@ def member_epoch_times(
     return times
 
 
-def torch_grid(torch, data: Path) -> float:
-    """The same 16 configurations as a plain PyTorch loop, one after another."""
+def torch_grid(torch, data: Path, threads: int | None = None) -> float:
+    """The same 16 configurations as a plain PyTorch loop, one after another.
+
+    Each epoch ends with a validation pass (loss and accuracy), as the
+    tutorials' loops do and as the sweep does for every member; ``threads``
+    sets PyTorch's intra-op pool (None keeps its default).
+    """
     from mlp_backend.job import load_dataset
 
     dataset = load_dataset(str(data))
     X, y = (torch.tensor(a) for a in dataset.parts["train"])
     X, y = X.float(), y.float().reshape(-1, 1)
+    Xv, yv = (torch.tensor(a) for a in dataset.parts["val"])
+    Xv, yv = Xv.float(), yv.float().reshape(-1, 1)
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
     start = time.perf_counter()
     for hidden in (16, 32, 64, 128):
         for lr in (0.1, 0.03, 0.01, 0.003):
@@ -120,13 +137,21 @@ def torch_grid(torch, data: Path) -> float:
             optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
             loss_fn = torch.nn.BCEWithLogitsLoss()
             for _ in range(20):
+                model.train()
                 order = torch.randperm(X.shape[0])
                 for s in range(0, X.shape[0], 256):
                     rows = order[s : s + 256]
                     optimizer.zero_grad()
                     loss_fn(model(X[rows]), y[rows]).backward()
                     optimizer.step()
-    return time.perf_counter() - start
+                model.eval()
+                with torch.no_grad():
+                    logits = model(Xv)
+                    loss_fn(logits, yv).item()
+                    ((logits > 0).float() == yv).float().mean().item()
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(default)
+    return seconds
 
 
 def main() -> None:
@@ -136,19 +161,33 @@ def main() -> None:
         action="store_true",
         help="Also time --preset reference (minutes on a CPU).",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="Runs of each grid command, interleaved (default 3).",
+    )
     args = parser.parse_args()
     data = data_path()
     print(f"data {data}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         grid = [*GRID, "--data", str(data)]
-        fused = time_command([*grid, "--name", "fused"], runs)
-        alone = time_command(
-            [*grid, "--name", "alone", "--no-fuse", "--workers", "1"], runs
-        )
+        fused_runs, alone_runs = [], []
+        for r in range(args.repeats):
+            fused_runs.append(time_command([*grid, "--name", f"fused-{r}"], runs))
+            alone_runs.append(
+                time_command(
+                    [*grid, "--name", f"alone-{r}", "--no-fuse", "--workers", "1"],
+                    runs,
+                )
+            )
+        fused = statistics.median(fused_runs)
+        alone = statistics.median(alone_runs)
         print(
-            f"16-config grid, whole command: fused {fused:.1f}s, "
-            f"--no-fuse --workers 1 {alone:.1f}s, ratio {alone / fused:.2f}x"
+            f"16-config grid, whole command, median of {args.repeats}: "
+            f"fused {fused:.2f}s ({spread(fused_runs)}), --no-fuse --workers 1 "
+            f"{alone:.2f}s ({spread(alone_runs)}), ratio {alone / fused:.2f}x"
         )
 
         times = member_epoch_times(data, [1, 8, 64, 256])
@@ -163,11 +202,14 @@ def main() -> None:
         except ImportError:
             print("PyTorch comparison skipped: torch is not installed")
         else:
-            seconds = torch_grid(torch, data)
-            print(
-                f"16-config grid, one-at-a-time PyTorch {torch.__version__}: "
-                f"{seconds:.1f}s, ratio to the fused sweep {seconds / fused:.2f}x"
-            )
+            # The peer's training loops only, against our whole command.
+            for label, threads in (("default threads", None), ("1 thread", 1)):
+                seconds = torch_grid(torch, data, threads)
+                print(
+                    f"16-config grid, one-at-a-time PyTorch {torch.__version__} "
+                    f"({label}): {seconds:.1f}s, ratio to the fused sweep "
+                    f"{seconds / fused:.2f}x"
+                )
 
         if args.reference:
             reference = [

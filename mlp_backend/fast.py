@@ -59,8 +59,10 @@ class GenericStep:
         """One update on rows ``start:stop`` of the epoch's batch order.
 
         Args:
-            X: The epoch's inputs in batch order ``(m, n, n_features)``.
-            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            X: The epoch's inputs in batch order ``(m, n, n_features)``, or
+                ``(1, n, n_features)`` when all members share the order.
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``, or
+                ``(1, n, n_outputs)`` likewise.
             start: The batch's first row.
             stop: One past its last row.
             factor: The schedule's learning-rate multiplier.
@@ -289,7 +291,7 @@ class FastStep:
         """The output delta dL/dz of the last forward's batch, rows ``start:stop``.
 
         Args:
-            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            T: The epoch's targets in batch order ``(m or 1, n, n_outputs)``.
             start: The batch's first row.
             stop: One past its last row.
 
@@ -411,14 +413,17 @@ class FastStep:
         """One update on rows ``start:stop``, keeping its logits for the epoch.
 
         Args:
-            X: The epoch's inputs in batch order ``(m, n, n_features)``.
-            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            X: The epoch's inputs in batch order ``(m, n, n_features)``, or
+                ``(1, n, n_features)`` when all members share the order.
+            T: The epoch's targets in batch order ``(m, n, n_outputs)``, or
+                ``(1, n, n_outputs)`` likewise.
             start: The batch's first row.
             stop: One past its last row.
             factor: The schedule's learning-rate multiplier.
         """
-        if self._logits is None or self._logits.shape != T.shape:
-            self._logits = self.np.empty(T.shape, dtype=self.theta.dtype)
+        shape = (self.stack.members, *T.shape[1:])
+        if self._logits is None or self._logits.shape != shape:
+            self._logits = self.np.empty(shape, dtype=self.theta.dtype)
         A = self.augmented(X)[:, start:stop, :]
         self.forward(A, out=self._logits[:, start:stop, :])
         self.loss(T, start, stop)
@@ -433,17 +438,19 @@ class FastStep:
         one step, the same mean the generic step takes.
 
         Args:
-            T: The epoch's targets in batch order ``(m, n, n_outputs)``.
+            T: The epoch's targets in batch order ``(m or 1, n, n_outputs)``.
             batch_size: Rows per full batch.
             done: How many steps ran this epoch.
         """
         np = self.np
         xp = self.stack.backend.xp
         loss = self.stack.loss.value_and_delta
-        m, n, k = (int(s) for s in T.shape)
+        Z = self._logits
+        m, n, k = (int(s) for s in Z.shape)
+        # Targets shared by all members (one batch order) are broadcast.
+        T = np.broadcast_to(T, Z.shape)
         rows = min(done * batch_size, n)
         full = rows // batch_size
-        Z = self._logits
         parts = []
         if full:
             cut = full * batch_size

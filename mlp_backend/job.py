@@ -256,7 +256,11 @@ class Recorder:
         folder.append_metrics(record)
         device = {"name": self.backend.device_name, **self.backend.memory()}
         folder.set_status(
-            "running", epoch=record["epoch"], epochs=self.epochs, device=device
+            "running",
+            sync=False,
+            epoch=record["epoch"],
+            epochs=self.epochs,
+            device=device,
         )
 
     def on_member_end(self, member: int, result: MemberResult) -> None:

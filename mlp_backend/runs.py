@@ -63,18 +63,24 @@ def dumps(obj: dict[str, Any]) -> str:
     return json.dumps({"format": FORMAT, **plain(obj)}, allow_nan=False)
 
 
-def write_json(path: Path, obj: dict[str, Any]) -> None:
+def write_json(path: Path, obj: dict[str, Any], *, sync: bool = True) -> None:
     """Replaces ``path`` atomically with ``obj`` as JSON (plus the format number)."""
-    replace_bytes(path, (dumps(obj) + "\n").encode())
+    replace_bytes(path, (dumps(obj) + "\n").encode(), sync=sync)
 
 
-def replace_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a temporary sibling, flushes it to disk, renames it over."""
+def replace_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Writes ``data`` to a temporary sibling, flushes it to disk, renames it over.
+
+    The rename alone makes the change atomic for every reader: ``sync=False``
+    skips only the wait for the disk, which protects against a power cut, not
+    against a killed process.
+    """
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -170,8 +176,12 @@ class RunFolder:
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.path / "config.json", config)
 
-    def set_status(self, state: str, **fields: Any) -> None:
-        """Replaces status.json, keeping the fields not given."""
+    def set_status(self, state: str, *, sync: bool = True, **fields: Any) -> None:
+        """Replaces status.json, keeping the fields not given.
+
+        ``sync=False`` suits the per-epoch progress updates: the next update
+        or the final status replaces them anyway (see :func:`replace_bytes`).
+        """
         assert state in STATES, f"unknown state {state!r}"
         self.status.update(fields)
         self.status.update(
@@ -181,7 +191,7 @@ class RunFolder:
             started=self.started,
             updated=time.time(),
         )
-        write_json(self.path / "status.json", self.status)
+        write_json(self.path / "status.json", self.status, sync=sync)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.path / "metrics.jsonl", {**record, "time": time.time()})

@@ -195,7 +195,10 @@ def _run_locked(
 
     if groups:
         with open_executor(
-            workers, options.get("scheduler"), options.get("dask_local")
+            workers,
+            options.get("scheduler"),
+            options.get("dask_local"),
+            loaded=(settings.data, dataset),
         ) as executor:
             run_groups(folder, trials, groups, settings, executor, tell)
     results = folder.results()
@@ -339,15 +342,33 @@ def sweep(open_monitor: bool, **options: Any) -> None:
     help="Heatmap rows: a hyperparameter.",
 )
 @click.option("--no-figures", is_flag=True, help="Only the table and results.csv.")
+@click.option(
+    "--compare",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Another sweep of the same trials (e.g. unpruned): say whether its "
+    "best configuration survived here.",
+)
 def report(
-    sweep_dir: Path, sort_by: str, x_key: str, y_key: str, no_figures: bool
+    sweep_dir: Path,
+    sort_by: str,
+    x_key: str,
+    y_key: str,
+    no_figures: bool,
+    compare: Path | None,
 ) -> None:
     """Print a sweep's leaderboard; write results.csv and PNG figures."""
     from rich.console import Console
 
-    from mlp_backend.sweep.report import build_report, leaderboard, pruning_line
+    from mlp_backend.sweep.report import (
+        build_report,
+        leaderboard,
+        pruning_line,
+        survival_line,
+    )
 
-    summary = build_report(sweep_dir, sort_by, x_key, y_key, figures=not no_figures)
+    summary = build_report(
+        sweep_dir, sort_by, x_key, y_key, figures=not no_figures, compare=compare
+    )
     console = Console()
     if not console.is_terminal:
         # Piped output has no width to fit; keep every column readable.
@@ -356,5 +377,7 @@ def report(
     savings = pruning_line(summary)
     if savings:
         click.echo(savings)
+    if summary.survival is not None:
+        click.echo(survival_line(summary.survival, sort_by, len(summary.rows)))
     for path in summary.figures:
         click.echo(f"wrote {path}")

@@ -308,12 +308,16 @@ class Trainer:
     def _run(self) -> list[MemberResult]:
         xp = self.backend.xp
         cfg = self.config
-        streams = [seed_streams(m.seed) for m in self.members]
+        # Members with one seed share one batch order: one shuffle stream per
+        # seed, and an epoch whose members all share it gathers the rows once.
+        inits = []
+        shuffles: dict[int, np.random.Generator] = {}
+        for m in self.members:
+            init, shuffle = seed_streams(m.seed)
+            inits.append(init)
+            shuffles.setdefault(m.seed, shuffle)
         stack = Stack.initialise(
-            self.backend,
-            self._shape(),
-            [m.hidden for m in self.members],
-            [s[0] for s in streams],
+            self.backend, self._shape(), [m.hidden for m in self.members], inits
         )
         optimizer = Optimizer(
             self.backend,
@@ -341,12 +345,22 @@ class Trainer:
             )
             start_params = stepper.snapshot()
 
-            # Each member's batch order, drawn on the host, sent in one copy.
-            order = np.stack([streams[j][1].permutation(n) for j in active])
+            # Each seed's batch order, drawn on the host, sent in one copy; X
+            # and T have a member axis of 1 when every member shares the order.
+            seeds = list(dict.fromkeys(self.members[j].seed for j in active))
+            orders = {seed: shuffles[seed].permutation(n) for seed in seeds}
+            if len(seeds) == 1:
+                order = orders[seeds[0]][None, :]
+            else:
+                order = np.stack([orders[self.members[j].seed] for j in active])
             index = self.backend.asarray(order.reshape(-1))
             m = len(active)
-            X = xp.reshape(xp.take(self.data.X_train, index, axis=0), (m, n, -1))
-            T = xp.reshape(xp.take(self.data.T_train, index, axis=0), (m, n, -1))
+            X = xp.reshape(
+                xp.take(self.data.X_train, index, axis=0), (len(order), n, -1)
+            )
+            T = xp.reshape(
+                xp.take(self.data.T_train, index, axis=0), (len(order), n, -1)
+            )
 
             done = 0
             stopped = False

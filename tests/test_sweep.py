@@ -15,6 +15,7 @@ from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import InlineExecutor, Settings, run_groups
 from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep.plan import balance, group_cost, plan_groups
+from mlp_backend.sweep.report import sort_rows
 from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
 from mlp_backend.sweep_command import report, run_sweep, sweep
 from tests.conftest import SHARED, case_file
@@ -237,6 +238,34 @@ def test_pruning_marks_members_pruned(small_magic: Path, tmp_path: Path) -> None
     result = CliRunner().invoke(report, [str(path), "--no-figures"])
     assert result.exit_code == 0, result.output
     assert "compute saved" in result.output
+    # 4 trials x 8 epochs planned; the rungs after epochs 1 and 2 keep 2, then
+    # 1, which trains on alone: 1 + 1 + 2 + 8 member-epochs run.
+    assert "12 of 32 member-epochs run (62% compute saved)" in result.output
+
+    # Against the same trials unpruned: does their best survive here?
+    full, unpruned = run_sweep(
+        options(
+            small_magic,
+            tmp_path / "runs",
+            name="full",
+            epochs="8",
+            hidden="4",
+            lr="0.3,0.1,0.03,0.01",
+        )
+    )
+    best = sort_rows(unpruned, "val_loss")[0]
+    here = next(r for r in results if r["lr"] == best["lr"])
+    result = CliRunner().invoke(
+        report,
+        [str(path), "--no-figures", "--sort", "val_loss", "--compare", str(full)],
+    )
+    assert result.exit_code == 0, result.output
+    line = result.output.replace("\n", " ")
+    assert f"best of {full} by val_loss: {best['name']}" in line
+    if here["state"] == "pruned":
+        assert f"{here['name']} pruned after {here['epochs_run']} epochs" in line
+    else:
+        assert f"{here['name']} finished, ranked" in line
 
 
 def b21_trials() -> tuple[dict, list[dict]]:

@@ -75,6 +75,27 @@ def test_fused_members_equal_alone_float32(backend32: Backend, optimizer: str) -
         compare(alone, result, rtol=1e-4, atol=1e-6)
 
 
+# A grid sweep's members share the training seed, so they share one batch
+# order: the trainer then gathers the epoch's rows once for all of them.
+SHARED_SEED = [
+    Member(hidden=(6, 4), lr=0.05, momentum=0.9, weight_decay=0.0, seed=7),
+    Member(hidden=(9, 7), lr=0.2, momentum=0.5, weight_decay=0.01, seed=7),
+    Member(hidden=(5, 8), lr=0.01, momentum=0.8, weight_decay=0.0, seed=8),
+]
+
+
+@pytest.mark.parametrize("count", [2, 3], ids=["one order", "two orders"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_members_sharing_a_seed_equal_alone(
+    backend: Backend, optimizer: str, count: int
+) -> None:
+    members = SHARED_SEED[:count]
+    fused = train(backend, optimizer, members)
+    for member, result in zip(members, fused, strict=True):
+        alone = train(backend, optimizer, [member])[0]
+        compare(alone, result, rtol=0.0, atol=1e-10)
+
+
 def regression(backend: Backend) -> DeviceData:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(90, 3)) * 5
@@ -97,7 +118,8 @@ def test_a_diverging_member_stops_alone(backend: Backend) -> None:
     compare(alone, fused[0], rtol=0.0, atol=1e-10)
 
 
-def test_early_stopping_is_per_member(backend: Backend) -> None:
+@pytest.mark.parametrize("seeds", [(3, 4), (3, 3)], ids=["own orders", "one order"])
+def test_early_stopping_is_per_member(backend: Backend, seeds: tuple[int, int]) -> None:
     # A learning rate too small to improve the validation loss for long stops
     # early; the other member trains all its epochs, exactly as alone.
     config = TrainConfig(
@@ -109,8 +131,8 @@ def test_early_stopping_is_per_member(backend: Backend) -> None:
         monitor="val_accuracy",
     )
     members = [
-        Member(hidden=(6,), lr=1e-9, seed=3),
-        Member(hidden=(6,), lr=0.1, seed=4),
+        Member(hidden=(6,), lr=1e-9, seed=seeds[0]),
+        Member(hidden=(6,), lr=0.1, seed=seeds[1]),
     ]
     fused = Trainer(backend, config, members, synthetic(backend)).run()
     for member, result in zip(members, fused, strict=True):

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlp_backend.errors import RunError, UsageError
-from mlp_backend.job import interrupted, stop_gracefully_on_signals
+from mlp_backend.job import Dataset, interrupted, stop_gracefully_on_signals
 from mlp_backend.runs import STOP_REQUEST, RunFolder
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
 from mlp_backend.sweep.spec import Trial
-from mlp_backend.sweep.worker import DataSpec, GroupJob, run_group
+from mlp_backend.sweep.worker import DataSpec, GroupJob, adopt_dataset, run_group
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ def default_workers(groups: int) -> int:
 
 @contextmanager
 def open_executor(
-    workers: int, scheduler: str | None = None, dask_local: int | None = None
+    workers: int,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    loaded: tuple[DataSpec, Dataset] | None = None,
 ) -> Iterator[Executor]:
     """The executor the options ask for, closed on exit.
 
@@ -69,6 +72,8 @@ def open_executor(
         workers: Local processes; 1 runs in this process.
         scheduler: Address of a running Dask scheduler, ``tcp://host:port``.
         dask_local: Start a Dask ``LocalCluster`` of this many processes.
+        loaded: A data set this process has loaded, handed to local worker
+            processes as they start (Dask workers read the data themselves).
 
     Raises:
         UsageError: Dask is asked for but not installed.
@@ -115,21 +120,24 @@ def open_executor(
             workers,
             mp_context=context,
             initializer=worker_setup,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), loaded),
         ) as pool,
     ):
         yield pool
 
 
-def worker_setup(parent: int) -> None:
+def worker_setup(parent: int, loaded: tuple[DataSpec, Dataset] | None) -> None:
     """Initializer of each local worker process.
 
     Signals become a stop request (see :func:`job.stop_gracefully_on_signals`),
     and the worker ends itself when the sweep process ``parent`` is gone (its
     pid is passed in, since the parent may die before this runs): after a
     ``kill -9`` of the sweep no one would record its work, and a resumed sweep
-    would otherwise train the same trials beside it.
+    would otherwise train the same trials beside it. ``loaded`` is the data
+    set the sweep process read (see :func:`worker.adopt_dataset`).
     """
+    if loaded is not None:
+        adopt_dataset(*loaded)
     stop_gracefully_on_signals()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 

@@ -39,6 +39,11 @@ PADDED_RATIO = 2.0
 SMALL_BATCH = 16
 #: A NumPy step's fixed cost in row-units (rows x hidden units), measured.
 STEP_OVERHEAD = 4096
+#: What a member costs per row besides its hidden units, in units: its output
+#: layer, loss and validation metrics. Fitted to stack epochs on NumPy at batch
+#: 256 (m members of width w took about 3 + m (3 + 0.048 w) ms on MAGIC), so a
+#: member is charged as if it had 64 more hidden units.
+MEMBER_UNITS = 64
 SHARED_KEYS = (
     "activation",
     "optimizer",
@@ -86,10 +91,10 @@ def width_ratio(backend: str, batch_size: int) -> float:
 def group_cost(trials: Sequence[Trial], group: Group) -> float:
     """Relative time of a group per training row, in "row-units".
 
-    A step costs a fixed overhead plus ``members x batch x padded units``;
-    on NumPy the overhead (about 150 us, the arithmetic of some 4,000
-    row-units) is what batch-1 steps are made of, so there a 5-wide group
-    takes as long as a 100-wide one.
+    A step costs a fixed overhead plus ``members x batch x (padded units +
+    MEMBER_UNITS)``; on NumPy the overhead (about 150 us, the arithmetic of
+    some 4,000 row-units) is what batch-1 steps are made of, so there a
+    5-wide group takes as long as a 100-wide one.
     """
     first = trials[group.trials[0]]
     widest = [
@@ -97,7 +102,8 @@ def group_cost(trials: Sequence[Trial], group: Group) -> float:
         for col in zip(*(trials[i]["hidden"] for i in group.trials), strict=True)
     ]
     batch = int(first["batch_size"])
-    per_step = STEP_OVERHEAD + len(group.trials) * batch * sum(widest)
+    units = sum(widest) + MEMBER_UNITS
+    per_step = STEP_OVERHEAD + len(group.trials) * batch * units
     return int(first["epochs"]) / batch * per_step
 
 

@@ -33,6 +33,7 @@ class Report:
         sort_by: The sorting column.
         pruning: Epochs planned, epochs run and trials pruned, or None when
             the sweep pruned nothing.
+        survival: With ``--compare``, what :func:`survival` found.
         figures: PNG files written.
     """
 
@@ -40,6 +41,7 @@ class Report:
     rows: list[dict[str, Any]]
     sort_by: str
     pruning: dict[str, Any] | None = None
+    survival: dict[str, Any] | None = None
     figures: list[Path] = field(default_factory=list)
 
 
@@ -74,21 +76,75 @@ def pruning_savings(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def read_results(folder: SweepFolder) -> dict[int, dict[str, Any]]:
+    """Every ended trial's results record by trial index."""
+    trials = SweepFolder.trials_of(folder.read())
+    results = folder.results()
+    # Trials that ended but have no results line yet (the sweep is running).
+    for i, summary in folder.finished(len(trials)).items():
+        results.setdefault(i, result_record(i, trials[i], summary["state"], summary))
+    return results
+
+
+def survival(
+    rows: Sequence[dict[str, Any]], other: Path, sort_by: str
+) -> dict[str, Any]:
+    """How the best trial of sweep ``other`` (say, unpruned) fared in ``rows``.
+
+    The trials are matched by their hyperparameters. Returns the other sweep's
+    best record, the matching record here (or None) and its rank here.
+
+    Raises:
+        UsageError: ``other`` has no ended trial with a value in ``sort_by``.
+    """
+    theirs = sort_rows(list(read_results(SweepFolder(other)).values()), sort_by)
+    if not theirs or not isinstance(theirs[0].get(sort_by), (int, float)):
+        raise UsageError(f"--compare {other}: no ended trial has {sort_by!r}")
+    best = theirs[0]
+    ranked = sort_rows(rows, sort_by)
+    for rank, row in enumerate(ranked, 1):
+        if all(row.get(k) == best.get(k) for k in KEYS):
+            return {"sweep": other, "best": best, "match": row, "rank": rank}
+    return {"sweep": other, "best": best, "match": None, "rank": None}
+
+
+def survival_line(found: dict[str, Any], sort_by: str, total: int) -> str:
+    """One sentence on whether the other sweep's best configuration survived."""
+    best = found["best"]
+    what = (
+        f"best of {found['sweep']} by {sort_by}: {best['name']} (hidden "
+        f"{best['hidden']}, lr {best['lr']:.4g}, {sort_by} {best[sort_by]:.4g})"
+    )
+    match = found["match"]
+    if match is None:
+        return f"{what}: not among this sweep's trials"
+    outcome = (
+        f"pruned after {match['epochs_run']} epochs"
+        if match["state"] == "pruned"
+        else match["state"]
+    )
+    return f"{what}: here {match['name']} {outcome}, ranked {found['rank']} of {total}"
+
+
 def build_report(
-    path: Path, sort_by: str, x_key: str, y_key: str, figures: bool = True
+    path: Path,
+    sort_by: str,
+    x_key: str,
+    y_key: str,
+    figures: bool = True,
+    compare: Path | None = None,
 ) -> Report:
     """Reads the sweep, rewrites ``results.csv`` and writes the figures.
+
+    Args:
+        compare: Another sweep of the same trials (an unpruned one, say):
+            where its best configuration ranks here goes into ``survival``.
 
     Raises:
         UsageError: An unknown column or hyperparameter, or matplotlib missing.
     """
     folder = SweepFolder(path)
-    info = folder.read()
-    trials = SweepFolder.trials_of(info)
-    results = folder.results()
-    # Trials that ended but have no results line yet (the sweep is running).
-    for i, summary in folder.finished(len(trials)).items():
-        results.setdefault(i, result_record(i, trials[i], summary["state"], summary))
+    results = read_results(folder)
     rows = [results[i] for i in sorted(results)]
     columns = {k for row in rows for k in row}
     if rows and sort_by not in columns:
@@ -102,6 +158,8 @@ def build_report(
             )
     folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
+    if compare is not None:
+        report.survival = survival(rows, compare, sort_by)
     if figures and rows:
         report.figures = write_figures(path, rows, sort_by, x_key, y_key)
     return report

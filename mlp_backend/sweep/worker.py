@@ -78,17 +78,31 @@ class GroupJob:
     prune: str | None = None
 
 
-@functools.lru_cache(maxsize=4)
+_datasets: dict[DataSpec, Dataset] = {}
+
+
 def dataset_for(spec: DataSpec) -> Dataset:
     """The data set, loaded once per process and split by its fixed seed."""
-    return load_dataset(
-        spec.data,
-        test_data=spec.test_data,
-        task=spec.task,
-        label=spec.label,
-        positive=spec.positive,
-        split_seed=spec.split_seed,
-    )
+    if spec not in _datasets:
+        _datasets[spec] = load_dataset(
+            spec.data,
+            test_data=spec.test_data,
+            task=spec.task,
+            label=spec.label,
+            positive=spec.positive,
+            split_seed=spec.split_seed,
+        )
+    return _datasets[spec]
+
+
+def adopt_dataset(spec: DataSpec, dataset: Dataset) -> None:
+    """Takes the data set of ``spec`` as the sweep process loaded it.
+
+    A local worker process receives it at start instead of parsing the file
+    again: for MAGIC that is a sixth of a second saved on every worker, at
+    the start, when all of them would be parsing at once.
+    """
+    _datasets[spec] = dataset
 
 
 @functools.lru_cache(maxsize=4)
