@@ -183,53 +183,79 @@ def cupy_problem() -> str | None:
     return None
 
 
-def _cupy(dtype: str) -> Backend:
-    problem = cupy_problem()
-    if problem is not None:
-        raise BackendError(
-            f"--backend cupy: {problem}; install a CuPy build that matches the "
-            "CUDA driver (pip install 'mlp-backend[gpu]') or use --backend numpy"
-        )
+def _cuda_device() -> str:
+    """The current CUDA device as ``cuda:N name``."""
     import cupy
-    from array_api_compat import cupy as xp
 
     device = cupy.cuda.Device()
     props = cupy.cuda.runtime.getDeviceProperties(device.id)
     label = (
         props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     )
-    return Backend("cupy", xp, _float_dtype(xp, dtype), f"cuda:{device.id} {label}")
+    return f"cuda:{device.id} {label}"
 
 
-def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
-    """Resolves a backend choice: the argument, else ``$MLP_BACKEND``, else auto.
+def _cupy(dtype: str) -> Backend:
+    from array_api_compat import cupy as xp
 
+    return Backend("cupy", xp, _float_dtype(xp, dtype), _cuda_device())
+
+
+def resolve_name(name: str | None = None, dtype: str = "float32") -> str:
+    """Which backend a choice means: the argument, else ``$MLP_BACKEND``, else auto.
+
+    Checks everything :func:`get_backend` checks without importing an array
+    namespace, so a process that only plans (a sweep's client) stays light.
     ``auto`` takes CuPy when a CUDA device works and NumPy otherwise, and logs
     one line saying which and why.
 
+    Returns:
+        ``numpy``, ``cupy`` or ``array_api_strict``.
+
     Raises:
-        UsageError: The name is not a known backend.
+        UsageError: The name or the dtype is not known.
         BackendError: ``cupy`` was asked for explicitly and cannot be used.
     """
+    if dtype not in DTYPE_CHOICES:
+        raise UsageError(
+            f"--dtype: expected one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}"
+        )
     source = "--backend"
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
         source = ENV_VAR if ENV_VAR in os.environ else "--backend"
     name = name.strip().lower()
-    if name == "numpy":
-        return _numpy(dtype)
+    if name in ("numpy", "array_api_strict"):
+        return name
+    if name == "array-api-strict":
+        return "array_api_strict"
     if name == "cupy":
-        return _cupy(dtype)
-    if name in ("array_api_strict", "array-api-strict"):
-        return _strict(dtype)
+        problem = cupy_problem()
+        if problem is not None:
+            raise BackendError(
+                f"--backend cupy: {problem}; install a CuPy build that matches the "
+                "CUDA driver (pip install 'mlp-backend[gpu]') or use --backend numpy"
+            )
+        return name
     if name != "auto":
         raise UsageError(
             f"{source}: expected one of {', '.join(BACKEND_CHOICES)}, got {name!r}"
         )
     problem = cupy_problem()
     if problem is None:
-        backend = _cupy(dtype)
-        logger.info("backend auto: using cupy on %s", backend.device_name)
-        return backend
+        logger.info("backend auto: using cupy on %s", _cuda_device())
+        return "cupy"
     logger.info("backend auto: %s: using numpy", problem)
-    return _numpy(dtype)
+    return "numpy"
+
+
+def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
+    """The backend a choice means (see :func:`resolve_name`), ready to use.
+
+    Raises:
+        UsageError: The name is not a known backend.
+        BackendError: ``cupy`` was asked for explicitly and cannot be used.
+    """
+    return {"numpy": _numpy, "cupy": _cupy, "array_api_strict": _strict}[
+        resolve_name(name, dtype)
+    ](dtype)

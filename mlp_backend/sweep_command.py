@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mlp_backend.backend import get_backend
+from mlp_backend.backend import resolve_name
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, UsageError
 from mlp_backend.job import catch_interrupts, check_metric, interrupted
 from mlp_backend.options import data_options, label_value, task_options
@@ -27,6 +27,7 @@ from mlp_backend.sweep.execute import (
     default_workers,
     open_executor,
     run_groups,
+    start_worker_server,
 )
 from mlp_backend.sweep.folder import SweepFolder, hyperparameters, result_record
 from mlp_backend.sweep.plan import balance, plan_groups
@@ -116,7 +117,11 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("prune"),
         )
         fuse = not options.get("no_fuse")
-    backend = get_backend(settings.backend, settings.dtype)
+    local = not (options.get("scheduler") or options.get("dask_local"))
+    if local and options.get("workers") != 1:
+        start_worker_server()
+    # The name only: this process plans, and its workers import the arrays.
+    backend_name = resolve_name(settings.backend, settings.dtype)
     dataset = dataset_for(data)
     for metric in sorted({t["metric"] for t in trials}):
         check_metric(metric, dataset.task)
@@ -125,7 +130,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
         recorded = {
             **recorded,
             "data": asdict(data),
-            "backend": backend.name,
+            "backend": backend_name,
             "dtype": settings.dtype,
             "prune": settings.prune,
             "fuse": fuse,
@@ -136,7 +141,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             recorded,
             trials,
         )
-        settings = Settings(data, backend.name, settings.dtype, settings.prune)
+        settings = Settings(data, backend_name, settings.dtype, settings.prune)
     with FolderLock(folder.path / "sweep.lock"), catch_interrupts():
         return folder.path, _run_locked(folder, trials, settings, fuse, options)
 
@@ -167,7 +172,7 @@ def _run_locked(
         n_rows=int(X.shape[0]),
         n_features=int(X.shape[1]),
         itemsize=4 if settings.dtype == "float32" else 8,
-        backend=get_backend(settings.backend, settings.dtype).name,
+        backend=resolve_name(settings.backend, settings.dtype),
     )
     workers = options.get("workers") or default_workers(len(groups))
     if options.get("dask_local"):
