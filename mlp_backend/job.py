@@ -8,6 +8,7 @@ scoring the result on the test part and writing the model and summary.
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import signal
 import socket
@@ -23,6 +24,8 @@ import numpy as np
 
 from mlp_backend import __version__, metrics
 from mlp_backend.backend import Backend
+from mlp_backend.checkpoint import NAME as CHECKPOINT
+from mlp_backend.checkpoint import save_checkpoint
 from mlp_backend.data import (
     MAGIC_CLASSES,
     Standardizer,
@@ -37,11 +40,13 @@ from mlp_backend.errors import UsageError
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.persist import SavedModel, save_model
 from mlp_backend.runs import RunFolder
-from mlp_backend.train import MemberResult
+from mlp_backend.train import MemberResult, MemberState
 
 logger = logging.getLogger(__name__)
 
 MAGIC_NAME = "magic04.data"
+#: States a run may end in and still be resumed: its checkpoint is kept.
+RESUMABLE = ("stopped", "interrupted")
 
 
 @dataclass
@@ -238,22 +243,38 @@ def run_config(
 class Recorder:
     """A training callback that writes each member's epochs to its run folder.
 
+    Every epoch's record is appended to ``metrics.jsonl``; ``status.json``, the
+    heartbeat that tells a running run from a dead one, is replaced at most
+    every ``status_interval`` seconds while the run goes on (replacing a file
+    costs about 0.3 ms, more than the rest of a small member's epoch record).
+
     Args:
         folders: Run folder of each member index.
         epochs: The planned number of epochs, for status.json.
         backend: Reports the device memory in the status.
+        status_interval: Least seconds between two running status updates.
     """
 
     def __init__(
-        self, folders: dict[int, RunFolder], epochs: int, backend: Backend
+        self,
+        folders: dict[int, RunFolder],
+        epochs: int,
+        backend: Backend,
+        status_interval: float = 1.0,
     ) -> None:
         self.folders = folders
         self.epochs = epochs
         self.backend = backend
+        self.status_interval = status_interval
+        self._written: dict[int, float] = {}
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
         folder = self.folders[member]
         folder.append_metrics(record)
+        now = time.monotonic()
+        if now - self._written.get(member, -math.inf) < self.status_interval:
+            return
+        self._written[member] = now
         device = {"name": self.backend.device_name, **self.backend.memory()}
         folder.set_status(
             "running",
@@ -262,6 +283,10 @@ class Recorder:
             epochs=self.epochs,
             device=device,
         )
+
+    def checkpoint(self, member: int, state: MemberState) -> None:
+        """Writes the member's ``checkpoint.npz``, the state a resume goes on from."""
+        save_checkpoint(self.folders[member].path / CHECKPOINT, state)
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
         if result.reason:
@@ -317,6 +342,8 @@ def finish_run(
     folder.set_status(
         result.state, epoch=result.epochs_run, reason=result.reason, step=result.step
     )
+    if result.state not in RESUMABLE:
+        (folder.path / CHECKPOINT).unlink(missing_ok=True)
     return summary
 
 

@@ -31,7 +31,7 @@ from mlp_backend.sweep.execute import (
 )
 from mlp_backend.sweep.folder import SweepFolder, hyperparameters, result_record
 from mlp_backend.sweep.plan import balance, plan_groups
-from mlp_backend.sweep.worker import DataSpec, dataset_for
+from mlp_backend.sweep.worker import DataSpec, checkpoint_epoch, dataset_for
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,10 @@ def _run_locked(
     todo = [i for i in range(len(trials)) if i not in kept]
     dataset = dataset_for(settings.data)
     X = dataset.parts["train"][0]
+    # Trials that were in flight go on from their last epoch's checkpoint.
+    started = {
+        i: checkpoint_epoch(folder.trial_path(i), trials[i], dataset) for i in todo
+    }
     groups = plan_groups(
         trials,
         todo,
@@ -173,6 +177,7 @@ def _run_locked(
         n_features=int(X.shape[1]),
         itemsize=4 if settings.dtype == "float32" else 8,
         backend=resolve_name(settings.backend, settings.dtype),
+        started=started,
     )
     workers = options.get("workers") or default_workers(len(groups))
     if options.get("dask_local"):
@@ -181,10 +186,11 @@ def _run_locked(
     if fuse and not options.get("scheduler") and not settings.prune:
         groups = balance(trials, groups, workers)
     logger.info(
-        "sweep %s: %d trials (%d kept) in %d groups on %s",
+        "sweep %s: %d trials (%d kept, %d resumed) in %d groups on %s",
         folder.path,
         len(trials),
         len(kept),
+        sum(1 for epoch in started.values() if epoch),
         len(groups),
         options.get("scheduler")
         or (

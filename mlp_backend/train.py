@@ -219,6 +219,44 @@ class MemberResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class MemberState:
+    """Where one member's training stands after an epoch: enough to go on.
+
+    A member resumed from its state continues exactly as if it had not
+    stopped: same weights, optimizer moments and step count, the batch-order
+    stream where it was, and the early-stopping record. Arrays are on the
+    host at the member's true widths.
+
+    Attributes:
+        epoch: Epochs completed.
+        steps: The optimizer's step count (Adam's bias correction needs it).
+        params: ``[W0, b0, ...]`` now.
+        best: ``[W0, b0, ...]`` at the best epoch so far (``params`` if none).
+        moments: The optimizer's state, one parameter list per slot.
+        shuffle: The batch-order generator's ``bit_generator.state``.
+        best_value: The best monitored value so far, signed so lower is
+            better (infinite before the first finite one).
+        best_epoch: Its epoch, 0 for none.
+        waited: Epochs since the last improvement.
+        history: The epoch records so far.
+    """
+
+    epoch: int
+    steps: int
+    params: list[np.ndarray]
+    best: list[np.ndarray]
+    moments: list[list[np.ndarray]]
+    shuffle: dict[str, Any]
+    best_value: float
+    best_epoch: int
+    waited: int
+    history: list[dict[str, Any]]
+
+
+Checkpoint = Callable[[int, MemberState], None]
+
+
 class Callback(Protocol):
     def on_epoch(self, member: int, record: dict[str, Any]) -> None: ...
 
@@ -252,6 +290,10 @@ class Trainer:
             ``stopped`` after the batch in flight.
         pruner: Called after each epoch with the monitored value of each
             running member; returns the members to stop as ``pruned``.
+        checkpoint: Called after each epoch with the state of each member
+            that trains on, so that a killed run can be resumed from it.
+        resume: Per member, the state to go on from (all at one epoch), or
+            None to start afresh.
     """
 
     def __init__(
@@ -263,12 +305,20 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         should_stop: Callable[[], bool] = lambda: False,
         pruner: Pruner | None = None,
+        checkpoint: Checkpoint | None = None,
+        resume: Sequence[MemberState] | None = None,
     ) -> None:
         config.check()
         for m in members:
             check_member(m)
         if len({len(m.hidden) for m in members}) != 1:
             raise UsageError("members of one stack must have the same number of layers")
+        if resume is not None and (
+            len(resume) != len(members) or len({s.epoch for s in resume}) != 1
+        ):
+            raise ValueError("resume needs one state per member, all at one epoch")
+        self.checkpoint = checkpoint
+        self.resume = list(resume) if resume is not None else None
         self.backend = backend
         self.config = config
         self.members = list(members)
@@ -316,9 +366,6 @@ class Trainer:
             init, shuffle = seed_streams(m.seed)
             inits.append(init)
             shuffles.setdefault(m.seed, shuffle)
-        stack = Stack.initialise(
-            self.backend, self._shape(), [m.hidden for m in self.members], inits
-        )
         optimizer = Optimizer(
             self.backend,
             cfg.optimizer,
@@ -328,17 +375,33 @@ class Trainer:
         )
         sign = 1.0 if MONITORS[cfg.monitor] == "min" else -1.0
         trackers = [_Tracker(sign) for _ in self.members]
+        shape = self._shape()
+        if self.resume is None:
+            first = 1
+            stack = Stack.initialise(
+                self.backend, shape, [m.hidden for m in self.members], inits
+            )
+        else:
+            first = self.resume[0].epoch + 1
+            stack = Stack.from_host(
+                self.backend, shape, [s.params for s in self.resume]
+            )
+            self._restore(optimizer, trackers, shuffles, shape)
         results: dict[int, MemberResult] = {}
         active = list(range(len(self.members)))
         stepper = make_step(stack, optimizer)
         best = stepper.snapshot()
+        if self.resume is not None:
+            best = Stack.from_host(
+                self.backend, shape, [s.best for s in self.resume]
+            ).params
         n = int(self.data.X_train.shape[0])
         starts = list(range(0, n, cfg.batch_size))
         sizes = self.backend.asarray(
             np.array([min(cfg.batch_size, n - s) for s in starts], dtype=np.float64)
         )
 
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first, cfg.epochs + 1):
             tick = time.perf_counter()
             factor = schedule_factor(
                 cfg.schedule, epoch - 1, cfg.epochs, cfg.step_size, cfg.gamma
@@ -486,7 +549,70 @@ class Trainer:
                 optimizer.select(keep)
                 stepper = make_step(stack, optimizer)
                 active = [active[i] for i in keep]
+            if self.checkpoint is not None:
+                for i, j in enumerate(active):
+                    state = self._state(
+                        i, j, epoch, stack, best, optimizer, trackers, shuffles
+                    )
+                    self.checkpoint(j, state)
         return [results[j] for j in range(len(self.members))]
+
+    def _restore(
+        self,
+        optimizer: Optimizer,
+        trackers: list[_Tracker],
+        shuffles: dict[int, np.random.Generator],
+        shape: Shape,
+    ) -> None:
+        """Puts the optimizer, trackers and streams where the states left them."""
+        assert self.resume is not None
+        first = self.resume[0]
+        optimizer.t = first.steps
+        optimizer.state = [
+            Stack.from_host(
+                self.backend, shape, [s.moments[g] for s in self.resume]
+            ).params
+            for g in range(len(first.moments))
+        ]
+        for member, state, tracker in zip(
+            self.members, self.resume, trackers, strict=True
+        ):
+            shuffles[member.seed].bit_generator.state = state.shuffle
+            tracker.best, tracker.best_epoch = state.best_value, state.best_epoch
+            tracker.waited = state.waited
+            tracker.history = list(state.history)
+
+    def _state(
+        self,
+        i: int,
+        j: int,
+        epoch: int,
+        stack: Stack,
+        best: list[Array],
+        optimizer: Optimizer,
+        trackers: list[_Tracker],
+        shuffles: dict[int, np.random.Generator],
+    ) -> MemberState:
+        """Member ``j`` (row ``i`` of the stack) as :class:`MemberState`."""
+
+        def host(arrays: list[Array]) -> list[np.ndarray]:
+            return Stack(
+                self.backend, stack.shape, stack.widths, arrays
+            ).member_to_host(i)
+
+        tracker = trackers[j]
+        return MemberState(
+            epoch=epoch,
+            steps=optimizer.t,
+            params=host(stack.params),
+            best=host(best),
+            moments=[host(slot) for slot in optimizer.state],
+            shuffle=shuffles[self.members[j].seed].bit_generator.state,
+            best_value=tracker.best,
+            best_epoch=tracker.best_epoch,
+            waited=tracker.waited,
+            history=list(tracker.history),
+        )
 
     def _ended(
         self,

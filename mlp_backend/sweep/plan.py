@@ -29,7 +29,7 @@ that a pool of workers ends at about the same time (longest job first).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlp_backend.sweep.spec import Trial
@@ -134,6 +134,7 @@ def plan_groups(
     n_features: int = 0,
     itemsize: int = 4,
     backend: str = "numpy",
+    started: Mapping[int, int] | None = None,
 ) -> list[Group]:
     """Groups the trials ``indices`` into stacks, costliest first.
 
@@ -145,14 +146,19 @@ def plan_groups(
         max_bytes: Most estimated bytes per stack (``--max-bytes``), or None.
         n_rows, n_features, itemsize: The training data, for the estimate.
         backend: ``numpy`` or ``cupy``: decides how much padding pays.
+        started: Epochs a trial already trained (its checkpoint, on a
+            resume); a stack's members go through their epochs together, so
+            only trials at the same epoch share one.
     """
     assert max_group >= 1, "max_group must be positive"
     if not fuse:
         singles = [Group((i,)) for i in indices]
         return sorted(singles, key=lambda g: -group_cost(trials, g))
+    started = started or {}
     by_key: dict[tuple, list[int]] = {}
     for i in indices:
-        by_key.setdefault(shared_key(trials[i]), []).append(i)
+        key = (*shared_key(trials[i]), started.get(i, 0))
+        by_key.setdefault(key, []).append(i)
     groups = []
     for members in by_key.values():
         order = sorted(members, key=lambda i: (tuple(trials[i]["hidden"]), i))

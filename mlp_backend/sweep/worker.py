@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 
 from mlp_backend.backend import Backend, get_backend
+from mlp_backend.checkpoint import NAME as CHECKPOINT
+from mlp_backend.checkpoint import load_checkpoint
+from mlp_backend.errors import RunError
 from mlp_backend.job import (
     Dataset,
     Recorder,
@@ -37,10 +40,17 @@ from mlp_backend.job import (
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
-from mlp_backend.runs import RunFolder
+from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json, replace_bytes
 from mlp_backend.sweep.folder import trial_name
 from mlp_backend.sweep.spec import Trial, member, train_config
-from mlp_backend.train import MONITORS, DeviceData, MemberResult, Trainer, to_device
+from mlp_backend.train import (
+    MONITORS,
+    DeviceData,
+    MemberResult,
+    MemberState,
+    Trainer,
+    to_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +181,73 @@ def run_group(job: GroupJob) -> list[dict[str, Any]]:
     return records
 
 
+def checkpoint_epoch(path: Path, trial: Trial, dataset: Dataset) -> int:
+    """The epoch trial folder ``path`` can resume from; 0 to start afresh."""
+    state = _usable_checkpoint(path, trial, dataset)
+    return state.epoch if state is not None else 0
+
+
+def resume_states(
+    job: GroupJob, pairs: Sequence[tuple[int, Trial]], dataset: Dataset
+) -> list[MemberState] | None:
+    """The group's states to go on from, or None to start it afresh.
+
+    A group resumes only when every trial has a usable checkpoint of one
+    epoch (the planner groups trials by that epoch); anything else trains the
+    whole group again from the start.
+    """
+    states = [
+        _usable_checkpoint(Path(job.folder) / trial_name(i), trial, dataset)
+        for i, trial in pairs
+    ]
+    if any(s is None for s in states) or len({s.epoch for s in states}) != 1:
+        return None
+    return states
+
+
+def _usable_checkpoint(
+    path: Path, trial: Trial, dataset: Dataset
+) -> MemberState | None:
+    """The trial's checkpoint when it is readable and fits the trial's network."""
+    file = path / CHECKPOINT
+    if not file.is_file() or not (path / "config.json").is_file():
+        return None
+    try:
+        state = load_checkpoint(file)
+    except RunError as exc:
+        logger.warning("%s; the trial starts again", exc)
+        return None
+    outputs = dataset.n_classes if dataset.task == "multiclass" else 1
+    sizes = (dataset.parts["train"][0].shape[1], *trial["hidden"], outputs)
+    shapes = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    arrays = [state.params, state.best, *state.moments]
+    if any([a.shape for a in group] != shapes for group in arrays):
+        logger.warning("%s does not fit the trial's network; it starts again", file)
+        return None
+    return state
+
+
+def _resumed_folder(path: Path, epoch: int) -> RunFolder:
+    """A trial folder going on after ``epoch``: later epoch records are cut.
+
+    Records of the epoch that was in flight when the run was killed may have
+    been written after its last checkpoint; ``metrics.jsonl`` is replaced by
+    its first ``epoch`` records, and a stop request of the run that was
+    interrupted is withdrawn.
+    """
+    folder = RunFolder(path)
+    metrics = path / "metrics.jsonl"
+    if metrics.is_file():
+        kept = metrics.read_bytes().splitlines(keepends=True)[:epoch]
+        replace_bytes(metrics, b"".join(kept))
+    (path / STOP_REQUEST).unlink(missing_ok=True)
+    folder.event(f"resumed after epoch {epoch}")
+    folder.set_status("running", epoch=epoch)
+    return folder
+
+
 def _fresh_folder(path: Path) -> RunFolder:
     """An empty trial folder: what an earlier, unfinished attempt left is removed."""
     if path.exists():
@@ -198,8 +275,15 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     config = train_config(pairs[0][1])
     folders: dict[int, RunFolder] = {}
     configs = []
+    resume = resume_states(job, pairs, dataset)
     for k, (index, trial) in enumerate(pairs):
-        folder = _fresh_folder(Path(job.folder) / trial_name(index))
+        path = Path(job.folder) / trial_name(index)
+        if resume is not None:
+            folder = _resumed_folder(path, resume[k].epoch)
+            folders[k] = folder
+            configs.append(read_json(path / "config.json"))
+            continue
+        folder = _fresh_folder(path)
         model, training = run_settings(dataset, trial["hidden"], trial)
         cfg = run_config(
             folder.path.name,
@@ -217,14 +301,17 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         configs.append(cfg)
 
     pruner = SuccessiveHalving(config.epochs, config.monitor) if job.prune else None
+    recorder = Recorder(folders, config.epochs, backend)
     trainer = Trainer(
         backend,
         config,
         [member(t) for _, t in pairs],
         _device_data(job.data, job.backend, job.dtype),
-        [Recorder(folders, config.epochs, backend)],
+        [recorder],
         StopFlag(list(folders.values())),
         pruner,
+        checkpoint=recorder.checkpoint,
+        resume=resume,
     )
     start = time.perf_counter()
     results = trainer.run()

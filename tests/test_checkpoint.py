@@ -1,0 +1,111 @@
+"""Resuming from a checkpoint equals never having stopped.
+
+The trainer's per-epoch member states, written to ``checkpoint.npz`` and read
+back, must let a new trainer go on to exactly the figures and weights of an
+uninterrupted run: the oracle behind ``sweep --resume`` after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlp_backend.backend import Backend
+from mlp_backend.checkpoint import load_checkpoint, save_checkpoint
+from mlp_backend.errors import RunError
+from mlp_backend.train import Member, MemberState, TrainConfig, Trainer
+from tests.test_sweep_fused import VARYING, synthetic
+
+MEMBERS = [
+    Member(hidden=(6, 4), lr=0.05, momentum=0.9, weight_decay=0.01, seed=3),
+    Member(hidden=(9, 7), lr=0.02, momentum=0.5, weight_decay=0.0, seed=3),
+    Member(hidden=(5, 8), lr=0.01, momentum=0.8, weight_decay=0.0, seed=5),
+]
+
+
+def config(optimizer: str) -> TrainConfig:
+    # Patience 3 on accuracy: early stopping state must survive the resume.
+    return TrainConfig(
+        activation="tanh",
+        optimizer=optimizer,
+        batch_size=16,
+        epochs=8,
+        patience=3,
+        monitor="val_accuracy",
+        schedule="cosine",
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+def test_resumed_members_equal_uninterrupted(
+    backend32: Backend, optimizer: str, tmp_path: Path
+) -> None:
+    data = synthetic(backend32)
+    whole = Trainer(backend32, config(optimizer), MEMBERS, data).run()
+
+    # A run that writes its checkpoints and is "killed" after epoch 2.
+    saved: dict[int, Path] = {}
+
+    def checkpoint(j: int, state: MemberState) -> None:
+        if state.epoch == 2:
+            saved[j] = tmp_path / f"member{j}.npz"
+            save_checkpoint(saved[j], state)
+
+    Trainer(backend32, config(optimizer), MEMBERS, data, checkpoint=checkpoint).run()
+    assert sorted(saved) == [0, 1, 2]
+    states = [load_checkpoint(saved[j]) for j in range(3)]
+    assert all(s.epoch == 2 and len(s.history) == 2 for s in states)
+
+    resumed = Trainer(backend32, config(optimizer), MEMBERS, data, resume=states).run()
+    for a, r in zip(whole, resumed, strict=True):
+        assert (r.state, r.epochs_run, r.best_epoch) == (
+            a.state,
+            a.epochs_run,
+            a.best_epoch,
+        )
+        assert r.best_value == a.best_value
+        for ra, rr in zip(a.history, r.history, strict=True):
+            assert {k: v for k, v in rr.items() if k not in VARYING} == {
+                k: v for k, v in ra.items() if k not in VARYING
+            }
+        for pa, pr in zip(a.params, r.params, strict=True):
+            # float32 bit for bit: the same operations on the same numbers.
+            np.testing.assert_array_equal(pr, pa)
+
+
+def test_resume_needs_one_epoch_for_all_members(backend: Backend) -> None:
+    data = synthetic(backend)
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config("sgd"),
+        MEMBERS[:2],
+        data,
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    mixed = [states[0], states[-1]]
+    assert mixed[0].epoch != mixed[1].epoch
+    with pytest.raises(ValueError, match="one epoch"):
+        Trainer(backend, config("sgd"), MEMBERS[:2], data, resume=mixed)
+
+
+def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) -> None:
+    data = synthetic(backend)
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config("adam"),
+        MEMBERS[:1],
+        data,
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, states[0])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(RunError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(RunError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.npz")
