@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,48 @@ class Group(click.Group):
             fail("interrupted", EXIT_INTERRUPTED)
 
 
+class ReaderGoneSafe:
+    """A text stream that goes on quietly once the program reading it has gone.
+
+    ``mlp-backend train | head -1`` closes the pipe after one line, while the
+    run must still finish and save: the first write that meets a closed pipe
+    points the stream's file descriptor at ``/dev/null``, and writing goes on
+    there instead of raising ``BrokenPipeError`` out of the training loop.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+
+    def _divert(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_output() -> None:
+    """Makes standard output and error survive a reader that goes away."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, ReaderGoneSafe):
+            setattr(sys, name, ReaderGoneSafe(stream))
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
@@ -65,6 +108,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def main(verbose: int, quiet: bool) -> None:
     """Train multilayer perceptrons with hand-written backprop on NumPy or CuPy."""
+    guard_output()
     setup_logging(verbose, quiet)
 
 

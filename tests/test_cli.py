@@ -429,3 +429,16 @@ def test_cases_folder_is_there_in_ci():
     if not os.environ.get("CI"):
         pytest.skip("only CI promises the shared folder")
     assert CASES.is_dir(), f"CI runs without the shared cases at {CASES}"
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, subset):
+    # As in `mlp-backend train | head -1`: both pipes closed before any output.
+    proc = command(
+        "train", "--data", subset, "--runs-dir", tmp_path / "runs", "--name", "p", *FAST
+    )
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    folder = tmp_path / "runs" / "p"
+    assert strict_json((folder / "status.json").read_text())["state"] == "finished"
+    assert (folder / "model.npz").is_file()

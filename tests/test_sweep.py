@@ -428,3 +428,23 @@ def test_a_lost_worker_fails_its_group_only(tmp_path: Path) -> None:
     assert "a worker died" in results[0]["error"]
     status = json.loads((folder.trial_path(0) / "status.json").read_text())
     assert status["state"] == "failed"
+
+
+def test_in_process_groups_are_recorded_as_they_end(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    # With --workers 1 a kill midway must leave the ended trials' results.
+    _, trials = b21_trials()
+    folder = SweepFolder.create(tmp_path, "inline", {}, trials)
+    groups = plan_groups(trials, range(len(trials)), fuse=False)
+    seen: list[int] = []
+
+    class Watching(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            path = folder.path / "results.jsonl"
+            seen.append(len(path.read_text().splitlines()) if path.is_file() else 0)
+            return super().submit(fn, *args, **kwargs)
+
+    settings = Settings(DataSpec(str(small_magic)), "numpy", "float32")
+    run_groups(folder, trials, groups, settings, Watching())
+    assert seen == list(range(len(trials)))

@@ -244,6 +244,7 @@ def run_groups(
         The results records written, in the order the groups ended.
     """
     futures = {}
+    written = []
     for group in groups:
         # In-process groups run inside submit: after an interrupt, start no more.
         if interrupted():
@@ -256,8 +257,12 @@ def run_groups(
             tuple((i, trials[i]) for i in group.trials),
             settings.prune,
         )
-        futures[executor.submit(run_group, job)] = group
-    written = []
+        future = executor.submit(run_group, job)
+        if future.done():
+            # Ran in this process: record it now, not after the whole sweep.
+            written += _record(folder, trials, group, future, on_result)
+        else:
+            futures[future] = group
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
