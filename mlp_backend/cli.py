@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from mlp_backend import __version__
 from mlp_backend.defaults import DEFAULTS
@@ -205,6 +206,10 @@ def training_options(f: Any) -> Any:
     return f
 
 
+#: Options that ``train --resume`` takes besides the run's own settings.
+RESUME_KEEPS = ("resume", "backend", "runs_dir")
+
+
 @main.command()
 @training_options
 @click.option(
@@ -213,8 +218,28 @@ def training_options(f: Any) -> Any:
     is_flag=True,
     help="Follow the run in the terminal monitor.",
 )
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Go on with a killed or stopped run (its folder) from its last "
+    "epoch, with its own settings.",
+)
 def train(open_monitor: bool, **options: Any) -> None:
     """Train one network; with no options, a good default network on MAGIC."""
+    if options["resume"] is not None:
+        ctx = click.get_current_context()
+        given = [
+            "--" + name.replace("_", "-")
+            for name in options
+            if name not in RESUME_KEEPS
+            and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise UsageError(
+                "--resume: the run keeps its own settings; leave out "
+                + ", ".join(given)
+            )
     if open_monitor:
         from mlp_backend.launch import run_with_monitor
 

@@ -25,8 +25,10 @@ from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
 from mlp_backend.train import (
     Callback,
+    Checkpoint,
     Member,
     MemberResult,
+    MemberState,
     TrainConfig,
     Trainer,
     to_device,
@@ -149,6 +151,8 @@ class _MLP:
         callbacks: Sequence[Callback],
         should_stop: Callable[[], bool] | None,
         feature_names: Sequence[str] | None,
+        checkpoint: Checkpoint | None = None,
+        resume: MemberState | None = None,
     ) -> _MLP:
         X = _features(X)
         if len(y) != X.shape[0]:
@@ -190,6 +194,8 @@ class _MLP:
             data,
             callbacks,
             should_stop or (lambda: False),
+            checkpoint=checkpoint,
+            resume=None if resume is None else [resume],
         )
         self.result_: MemberResult = trainer.run()[0]
         self.task_ = task
@@ -293,6 +299,8 @@ class MLPClassifier(_MLP):
         should_stop: Callable[[], bool] | None = None,
         feature_names: Sequence[str] | None = None,
         classes: Sequence[str] | None = None,
+        checkpoint: Checkpoint | None = None,
+        resume: MemberState | None = None,
     ) -> MLPClassifier:
         """Trains on ``X`` (rows, features) and labels ``y`` (rows,).
 
@@ -303,9 +311,14 @@ class MLPClassifier(_MLP):
             should_stop: Polled after each batch; True stops training.
             feature_names: Column names, for messages.
             classes: A fixed class order (index 1 positive for binary tasks).
+            checkpoint: Called after each epoch with the training state.
+            resume: Such a state to go on from, with the same data and
+                parameters as the fit that made it.
         """
         self._fixed_classes = classes
-        return self._fit(X, y, eval_set, callbacks, should_stop, feature_names)
+        return self._fit(
+            X, y, eval_set, callbacks, should_stop, feature_names, checkpoint, resume
+        )
 
     def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
         labels = np.asarray(y).astype(str)
@@ -357,9 +370,16 @@ class MLPRegressor(_MLP):
         callbacks: Sequence[Callback] = (),
         should_stop: Callable[[], bool] | None = None,
         feature_names: Sequence[str] | None = None,
+        checkpoint: Checkpoint | None = None,
+        resume: MemberState | None = None,
     ) -> MLPRegressor:
-        """Trains on ``X`` (rows, features) and targets ``y`` (rows,)."""
-        return self._fit(X, y, eval_set, callbacks, should_stop, feature_names)
+        """Trains on ``X`` (rows, features) and targets ``y`` (rows,).
+
+        The arguments after ``y`` are those of :meth:`MLPClassifier.fit`.
+        """
+        return self._fit(
+            X, y, eval_set, callbacks, should_stop, feature_names, checkpoint, resume
+        )
 
     def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
         return np.asarray(y, dtype=np.float64).reshape(-1), "regression", 0

@@ -39,7 +39,7 @@ from mlp_backend.data import (
 from mlp_backend.errors import UsageError
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.persist import SavedModel, save_model
-from mlp_backend.runs import RunFolder
+from mlp_backend.runs import STOP_REQUEST, RunFolder, replace_bytes
 from mlp_backend.train import MemberResult, MemberState
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def load_dataset(
     info = {
         "path": str(path),
         "test_path": test_data,
+        "label": label,
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
         "feature_names": list(table.feature_names),
@@ -312,6 +313,25 @@ def evaluate(
     if task == "binary":
         return metrics.binary_report(backend, y_dev, backend.asarray(output[:, 1]))
     return metrics.multiclass_report(backend, y_dev, backend.asarray(output))
+
+
+def resume_folder(path: Path, epoch: int) -> RunFolder:
+    """A run folder going on after ``epoch``: later epoch records are cut.
+
+    Records of the epoch that was in flight when the run was killed may have
+    been written after its last checkpoint; ``metrics.jsonl`` is replaced by
+    its first ``epoch`` records, and the stop request of a run that was
+    stopped is withdrawn.
+    """
+    folder = RunFolder(path)
+    metrics = path / "metrics.jsonl"
+    if metrics.is_file():
+        kept = metrics.read_bytes().splitlines(keepends=True)[:epoch]
+        replace_bytes(metrics, b"".join(kept))
+    (path / STOP_REQUEST).unlink(missing_ok=True)
+    folder.event(f"resumed after epoch {epoch}")
+    folder.set_status("running", epoch=epoch)
+    return folder
 
 
 def finish_run(

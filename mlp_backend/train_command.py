@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 
 from mlp_backend.backend import get_backend
+from mlp_backend.checkpoint import NAME as CHECKPOINT
+from mlp_backend.checkpoint import load_checkpoint
 from mlp_backend.data import check_features, load_table
 from mlp_backend.errors import DataError, MLPBackendError, UsageError
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
+    RESUMABLE,
+    TRAINING_KEYS,
     Recorder,
     StopFlag,
     catch_interrupts,
@@ -26,12 +30,14 @@ from mlp_backend.job import (
     finish_run,
     load_dataset,
     read_table,
+    resume_folder,
     run_config,
     run_settings,
 )
 from mlp_backend.options import int_list, label_value
 from mlp_backend.persist import load_model
-from mlp_backend.runs import RunFolder, check_name, create_folder
+from mlp_backend.runs import RunFolder, check_name, create_folder, read_json
+from mlp_backend.train import MemberState
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +65,74 @@ def build_estimator(options: dict[str, Any], hidden: tuple[int, ...], task: str)
     return MLPClassifier(**common)
 
 
+def resumable(path: Path) -> tuple[dict[str, Any], MemberState]:
+    """The configuration and last checkpoint of a run to go on with.
+
+    Raises:
+        UsageError: ``path`` is not a single run that can go on.
+        RunError: Its files cannot be read.
+    """
+    if not (path / "config.json").is_file():
+        raise UsageError(f"--resume: {path} is not a run folder (no config.json)")
+    config = read_json(path / "config.json")
+    if config.get("sweep") is not None:
+        raise UsageError(
+            f"--resume: {path} is a trial of sweep {config['sweep']!r}; continue "
+            "the sweep with mlp-backend sweep --resume"
+        )
+    if (path / "summary.json").is_file():
+        state = read_json(path / "summary.json").get("state")
+        if state not in RESUMABLE:
+            raise UsageError(
+                f"--resume: {path} ended {state}; there is nothing to go on with"
+            )
+    if not (path / CHECKPOINT).is_file():
+        raise UsageError(
+            f"--resume: {path} has no {CHECKPOINT} (it ended before its first "
+            "epoch); train it again"
+        )
+    return config, load_checkpoint(path / CHECKPOINT)
+
+
+def options_of(config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with every setting of the run ``config.json`` describes.
+
+    Only ``--backend`` may differ from the run's own (its dtype may not).
+    """
+    data, model, training = config["data"], config["model"], config["training"]
+    return {
+        **options,
+        "data": data["path"],
+        "test_data": data.get("test_path"),
+        "task": "regression" if config["task"] == "regression" else "classification",
+        "label": str(data.get("label", -1)),
+        "positive": data.get("positive"),
+        "split_seed": int(data["split_seed"]),
+        "hidden": ",".join(str(w) for w in model["hidden"]),
+        "activation": model["activation"],
+        **{key: training[key] for key in TRAINING_KEYS},
+        "metric": training["monitor"],
+        "dtype": config["backend"]["dtype"],
+        "backend": options.get("backend") or config["backend"]["name"],
+    }
+
+
 def run_train(options: dict[str, Any], display: str = "none") -> str:
     """Trains one network into a new run folder; returns the final state.
 
     ``display`` is what a person sees of the epochs: ``bar`` (a progress bar),
-    ``lines`` (a line per epoch on standard error) or ``none``.
+    ``lines`` (a line per epoch on standard error) or ``none``. With
+    ``options["resume"]`` (a run folder) the run goes on from its last
+    checkpoint with its own settings, in its own folder.
 
     Every option is checked, the backend resolved and the data read before
     the run folder is created, so bad input leaves nothing behind.
     """
+    resume = options.get("resume")
+    state = None
+    if resume is not None:
+        recorded, state = resumable(Path(resume))
+        options = options_of(recorded, options)
     hidden = int_list(options["hidden"], "--hidden")
     if options["name"] is not None:
         check_name(options["name"])
@@ -88,18 +153,24 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     )
     check_metric(options["metric"], dataset.task)
 
-    path = create_folder(Path(options["runs_dir"]), options["name"])
-    folder = RunFolder(path)
-    model, training = run_settings(dataset, hidden, options)
-    config = run_config(path.name, dataset, backend, model, training)
-    folder.write_config(config)
-    folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
+    if state is None:
+        path = create_folder(Path(options["runs_dir"]), options["name"])
+        folder = RunFolder(path)
+        model, training = run_settings(dataset, hidden, options)
+        config = run_config(path.name, dataset, backend, model, training)
+        folder.write_config(config)
+        folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
+    else:
+        path, config = Path(resume), recorded
+        folder = resume_folder(path, state.epoch)
+        logger.info("run %s: going on after epoch %d", path, state.epoch)
     folder.event(f"training on {backend.device_name} ({backend.dtype_name})")
     logger.info(
         "run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name
     )
 
-    callbacks: list[Any] = [Recorder({0: folder}, int(options["epochs"]), backend)]
+    recorder = Recorder({0: folder}, int(options["epochs"]), backend)
+    callbacks: list[Any] = [recorder]
     bar = None
     if display == "bar":
         from mlp_backend.progress import ProgressDisplay
@@ -127,6 +198,8 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
                 callbacks=callbacks,
                 should_stop=stop,
                 feature_names=dataset.feature_names,
+                checkpoint=recorder.checkpoint,
+                resume=state,
             )
             if dataset.task != "regression":
                 fit_args["classes"] = dataset.classes

@@ -442,3 +442,46 @@ def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path, subset):
     folder = tmp_path / "runs" / "p"
     assert strict_json((folder / "status.json").read_text())["state"] == "finished"
     assert (folder / "model.npz").is_file()
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
+    runs = tmp_path / "runs"
+    options = [
+        *("--data", magic_path, "--runs-dir", runs, "--epochs", "12"),
+        *("--hidden", "32", "--batch-size", "32", "--patience", "0"),
+        *("--dtype", "float64", "--backend", "numpy"),
+    ]
+    assert invoke("train", *options, "--name", "whole").exit_code == 0
+    folder = runs / "killed"
+    proc = command("train", *options, "--name", "killed", start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        metrics = folder / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.exists() and metrics.read_text().count("\n") >= 3:
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert not (folder / "summary.json").exists(), "the kill came too late"
+    assert (folder / "checkpoint.npz").is_file()
+
+    # Settings come from the run itself; giving one again is refused.
+    refused = invoke("train", "--resume", folder, "--epochs", "3")
+    assert refused.exit_code == 2 and "leave out --epochs" in refused.output
+    assert invoke("train", "--resume", folder).exit_code == 0
+
+    whole = strict_json((runs / "whole" / "summary.json").read_text())
+    again = strict_json((folder / "summary.json").read_text())
+    assert again["state"] == "finished" and again["epochs_run"] == 12
+    assert again["test"] == whole["test"]
+    assert again["best_epoch"] == whole["best_epoch"]
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    epochs = [strict_json(line)["epoch"] for line in lines]
+    assert epochs == list(range(1, 13))
+    assert "resumed after epoch" in (folder / "events.jsonl").read_text()
+    assert not (folder / "checkpoint.npz").exists()
+
+    finished = invoke("train", "--resume", folder)
+    assert finished.exit_code == 2 and "ended finished" in finished.output

@@ -34,13 +34,14 @@ from mlp_backend.job import (
     evaluate,
     finish_run,
     load_dataset,
+    resume_folder,
     run_config,
     run_settings,
 )
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
-from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json, replace_bytes
+from mlp_backend.runs import RunFolder, read_json
 from mlp_backend.sweep.folder import trial_name
 from mlp_backend.sweep.spec import Trial, member, train_config
 from mlp_backend.train import (
@@ -229,25 +230,6 @@ def _usable_checkpoint(
     return state
 
 
-def _resumed_folder(path: Path, epoch: int) -> RunFolder:
-    """A trial folder going on after ``epoch``: later epoch records are cut.
-
-    Records of the epoch that was in flight when the run was killed may have
-    been written after its last checkpoint; ``metrics.jsonl`` is replaced by
-    its first ``epoch`` records, and a stop request of the run that was
-    interrupted is withdrawn.
-    """
-    folder = RunFolder(path)
-    metrics = path / "metrics.jsonl"
-    if metrics.is_file():
-        kept = metrics.read_bytes().splitlines(keepends=True)[:epoch]
-        replace_bytes(metrics, b"".join(kept))
-    (path / STOP_REQUEST).unlink(missing_ok=True)
-    folder.event(f"resumed after epoch {epoch}")
-    folder.set_status("running", epoch=epoch)
-    return folder
-
-
 def _fresh_folder(path: Path) -> RunFolder:
     """An empty trial folder: what an earlier, unfinished attempt left is removed."""
     if path.exists():
@@ -279,7 +261,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     for k, (index, trial) in enumerate(pairs):
         path = Path(job.folder) / trial_name(index)
         if resume is not None:
-            folder = _resumed_folder(path, resume[k].epoch)
+            folder = resume_folder(path, resume[k].epoch)
             folders[k] = folder
             configs.append(read_json(path / "config.json"))
             continue
