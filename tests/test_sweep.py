@@ -448,3 +448,57 @@ def test_in_process_groups_are_recorded_as_they_end(
     settings = Settings(DataSpec(str(small_magic)), "numpy", "float32")
     run_groups(folder, trials, groups, settings, Watching())
     assert seen == list(range(len(trials)))
+
+
+def refuse_non_finite(constant: str) -> None:
+    pytest.fail(f"a run file holds {constant}")
+
+
+def test_case_b04_in_a_sweep_the_next_trial_still_runs(
+    magic_path: Path, tmp_path: Path
+) -> None:
+    case = json.loads(case_file("B04_diverge_lr10.json").read_text())
+    assert case["activation"] == "tanh" and case["loss"] == "bce"
+    lr = case["learning_rate"]
+    # The case's trial stacked with a calm one, and the calm one alone.
+    path, results = run_sweep(
+        options(
+            magic_path,
+            tmp_path / "runs",
+            dtype="float32",
+            hidden=str(case["hidden"][0]),
+            activation=case["activation"],
+            optimizer="sgd",
+            lr=f"{lr},0.01",
+            batch_size=str(case["batch_size"]),
+            epochs=str(case["epochs"]),
+            seed=str(case["seed"]),
+        )
+    )
+    states = {r["lr"]: r["state"] for r in results}
+    assert states[lr] in ("finished", "diverged")
+    assert states[0.01] == "finished"
+    for record in results:
+        for name in ("status.json", "summary.json"):
+            # JSON without NaN or Infinity, whatever the case's trial did.
+            text = (path / record["name"] / name).read_text()
+            json.loads(text, parse_constant=refuse_non_finite)
+        if record["state"] == "finished":
+            assert all(math.isfinite(record[k]) for k in ("val_loss", "test_log_loss"))
+    _, alone = run_sweep(
+        options(
+            magic_path,
+            tmp_path / "runs",
+            name="alone",
+            dtype="float32",
+            hidden=str(case["hidden"][0]),
+            activation=case["activation"],
+            optimizer="sgd",
+            lr="0.01",
+            batch_size=str(case["batch_size"]),
+            epochs=str(case["epochs"]),
+            seed=str(case["seed"]),
+        )
+    )
+    calm = next(r for r in results if r["lr"] == 0.01)
+    assert calm["test_accuracy"] == pytest.approx(alone[0]["test_accuracy"], abs=1e-3)
