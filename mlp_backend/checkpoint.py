@@ -27,21 +27,20 @@ NAME = "checkpoint.npz"
 
 
 def save_checkpoint(path: Path, state: MemberState) -> None:
-    """Replaces ``path`` with ``state`` (no fsync: see ``runs.replace_bytes``)."""
-    arrays: dict[str, np.ndarray] = {}
-    for k, p in enumerate(state.params):
-        arrays[f"params_{k}"] = p
-    for k, p in enumerate(state.best):
-        arrays[f"best_{k}"] = p
-    for g, slot in enumerate(state.moments):
-        for k, p in enumerate(slot):
-            arrays[f"moment{g}_{k}"] = p
+    """Replaces ``path`` with ``state`` (no fsync: see ``runs.replace_bytes``).
+
+    All arrays travel as one flat ``values`` array, with their shapes in the
+    metadata: a zip entry per array would double the cost of a checkpoint,
+    which is paid after every epoch of every member.
+    """
+    groups = [state.params, state.best, *state.moments]
+    arrays = [a for group in groups for a in group]
     meta = {
         "format": FORMAT,
         "epoch": state.epoch,
         "steps": state.steps,
         "slots": len(state.moments),
-        "arrays": len(state.params),
+        "shapes": [list(a.shape) for a in arrays],
         "shuffle": state.shuffle,
         # JSON has no infinity: no best value yet is null.
         "best_value": state.best_value if math.isfinite(state.best_value) else None,
@@ -49,9 +48,13 @@ def save_checkpoint(path: Path, state: MemberState) -> None:
         "waited": state.waited,
         "history": plain(state.history),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    values = np.concatenate([np.ravel(a) for a in arrays])
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(
+        buffer,
+        values=values,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+    )
     replace_bytes(path, buffer.getvalue(), sync=False)
 
 
@@ -67,26 +70,33 @@ def load_checkpoint(path: Path) -> MemberState:
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")
             with npz:
-                arrays = {key: npz[key] for key in npz.files}
+                values, raw = npz["values"], npz["meta"]
     except FileNotFoundError:
         raise RunError(f"{path}: no checkpoint here") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise RunError(f"{path}: not a readable checkpoint ({exc})") from None
     try:
-        meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode())
-        count, slots = int(meta["arrays"]), int(meta["slots"])
-        params = [arrays[f"params_{k}"] for k in range(count)]
-        best = [arrays[f"best_{k}"] for k in range(count)]
-        moments = [
-            [arrays[f"moment{g}_{k}"] for k in range(count)] for g in range(slots)
-        ]
+        meta: dict[str, Any] = json.loads(raw.tobytes().decode())
+        shapes = [tuple(int(n) for n in shape) for shape in meta["shapes"]]
+        sizes = [math.prod(shape) for shape in shapes]
+        if sum(sizes) != values.size or values.dtype.kind != "f":
+            raise ValueError(f"{values.size} values for shapes {shapes}")
+        arrays, start = [], 0
+        for shape, size in zip(shapes, sizes, strict=True):
+            arrays.append(values[start : start + size].reshape(shape))
+            start += size
+        slots = int(meta["slots"])
+        count = len(arrays) // (2 + slots)
+        if count * (2 + slots) != len(arrays):
+            raise ValueError(f"{len(arrays)} arrays for {slots} optimizer slots")
+        groups = [arrays[g * count : (g + 1) * count] for g in range(2 + slots)]
         value = meta["best_value"]
         return MemberState(
             epoch=int(meta["epoch"]),
             steps=int(meta["steps"]),
-            params=params,
-            best=best,
-            moments=moments,
+            params=groups[0],
+            best=groups[1],
+            moments=groups[2:],
             shuffle=dict(meta["shuffle"]),
             best_value=math.inf if value is None else float(value),
             best_epoch=int(meta["best_epoch"]),
