@@ -485,3 +485,43 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
 
     finished = invoke("train", "--resume", folder)
     assert finished.exit_code == 2 and "ended finished" in finished.output
+
+
+def test_a_cupy_that_fails_to_import_breaks_nothing(tmp_path, subset):
+    # A CuPy whose import raises (a broken wheel, a missing CUDA library).
+    stub = tmp_path / "broken" / "cupy"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        "raise RuntimeError('libcudart.so.12 not found')\n"
+    )
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            [str(stub.parent), os.environ.get("PYTHONPATH", "")]
+        ),
+        "MLP_BACKEND": "",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, mlp_backend; print('cupy' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "False"
+
+    runs = tmp_path / "runs"
+    code, _, err = run_command(
+        "train", "--data", subset, "--runs-dir", runs, "--name", "auto", *FAST, env=env
+    )
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("backend auto")]
+    assert len(said) == 1 and "libcudart.so.12 not found" in said[0]
+    assert said[0].endswith("using numpy")
+
+    code, _, err = run_command(
+        "train", "--data", subset, "--runs-dir", runs, "--backend", "cupy", env=env
+    )
+    assert code == 2 and "Traceback" not in err
+    assert "cupy is not importable" in err and "libcudart.so.12" in err
+    assert entries(runs) == ["auto"]

@@ -225,7 +225,8 @@ class RunsScreen(Screen[None]):
         sweeps = len(self.rows) - runs
         label = LABELS[self.sort_column]
         parts = [
-            f"{runs} runs, {sweeps} sweeps",
+            f"{runs} run{'' if runs == 1 else 's'}, "
+            f"{sweeps} sweep{'' if sweeps == 1 else 's'}",
             f"sorted by {label} {'↓' if self.sort_reverse else '↑'}",
         ]
         if self.grouped:
