@@ -56,7 +56,7 @@ class Case:
 
 CASES = [
     Case("(64,32) relu adam b64", (64, 32), "relu", "adam", 0.001, 64, 3),
-    Case("(64,32) relu adam b256", (64, 32), "relu", "adam", 0.001, 256, 5),
+    Case("(64,32) relu adam b256", (64, 32), "relu", "adam", 0.001, 256, 10),
     Case("(64,32) relu adam b1024", (64, 32), "relu", "adam", 0.001, 1024, 8),
     Case("(100,) tanh sgd b1", (100,), "tanh", "sgd", 0.01, 1, 1),
 ]
