@@ -72,6 +72,8 @@ def test_reference_preset() -> None:
     assert {
         (t["activation"], t["optimizer"], t["batch_size"], t["epochs"]) for t in trials
     } == {("tanh", "sgd", 1, 20)}
+    # Plain SGD: none of the default network's schedule or weight decay.
+    assert {(t["schedule"], t["weight_decay"]) for t in trials} == {("none", 0.0)}
 
 
 def test_spec_file_grid_and_errors(tmp_path: Path) -> None:

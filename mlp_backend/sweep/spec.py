@@ -33,7 +33,8 @@ SPEC_KEYS = ("search", "trials", "sample_seed", "repeats")
 
 PRESETS: dict[str, dict[str, list[Any]]] = {
     # The reference experiment: one tanh layer, sigmoid output with binary
-    # cross-entropy (the default for a binary task), plain SGD, batch size 1.
+    # cross-entropy (the default for a binary task), plain SGD, batch size 1:
+    # a constant learning rate and no weight decay, unlike the default network.
     "reference": {
         "hidden": [(5,), (25,), (50,), (100,)],
         "lr": [1.0, 0.1, 0.01, 0.001],
@@ -42,6 +43,8 @@ PRESETS: dict[str, dict[str, list[Any]]] = {
         "batch_size": [1],
         "epochs": [20],
         "patience": [0],
+        "schedule": ["none"],
+        "weight_decay": [0.0],
     },
 }
 
