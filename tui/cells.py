@@ -42,6 +42,21 @@ SCROLLBAR = 2
 TABLE_WIDTH = sum(width + 2 * CELL_PADDING for _, _, width in COLUMNS) + SCROLLBAR
 
 
+NAME_WIDTH = COLUMNS[0][2]
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` cut to ``width`` in the middle, so that both ends show.
+
+    Names differ at their ends: a default sweep name by its last characters,
+    a trial by its number after the sweep's name.
+    """
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
+
+
 def duration(seconds: float | None) -> str:
     """``1h02m``, ``3m05s``, ``42s``; empty when unknown."""
     if seconds is None:
@@ -105,7 +120,7 @@ def row_cells(row: RunRow, grouped: bool) -> dict[str, Text | str]:
         best += "…"
     test = "" if row.test is None else f"{row.test_name} {number(row.test)}"
     return {
-        "name": name,
+        "name": elide(name, NAME_WIDTH),
         "state": state_text(row.state),
         "progress": progress_text(row),
         "best": best,

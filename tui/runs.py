@@ -583,16 +583,31 @@ class SweepTracker:
 
     @staticmethod
     def _eta(trial_rows: list[RunRow], progress: SweepProgress) -> float | None:
-        durations = [
+        """What the running trials have left, plus the queued ones at the mean
+        trial's length, shared among the trials running.
+
+        The mean trial is that of the ended ones, or before any has ended, the
+        running ones' elapsed time plus their own estimate.
+        """
+        ended = [
             row.elapsed
             for row in trial_rows
             if row.state in ENDED_STATES and row.elapsed is not None
         ]
-        left = progress.total - progress.ended
-        if not durations or not left:
+        running = [
+            row
+            for row in trial_rows
+            if row.state == "running"
+            and row.eta is not None
+            and row.elapsed is not None
+        ]
+        lengths = ended or [row.elapsed + row.eta for row in running]
+        if not lengths or not progress.total - progress.ended:
             return None
-        # Trials left times the mean trial, shared among the trials running.
-        return sum(durations) / len(durations) * left / max(progress.running, 1)
+        mean = sum(lengths) / len(lengths)
+        queued = progress.total - progress.ended - len(running)
+        work = sum(row.eta for row in running) + max(queued, 0) * mean
+        return work / max(progress.running, 1)
 
 
 class RunDetail:

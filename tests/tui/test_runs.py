@@ -175,3 +175,33 @@ def test_long_metrics_file_is_read_from_its_end_first(tmp_path: Path) -> None:
     tail = folder.tracker("long").tail  # type: ignore[union-attr]
     assert tail is not None
     assert tail.follower.bytes_read < 1024
+
+
+def test_sweep_eta_before_and_after_a_trial_ends() -> None:
+    def trial(state: str, elapsed: float, eta: float | None = None) -> runs.RunRow:
+        return runs.RunRow("s/t", "t", "s", "run", state, elapsed=elapsed, eta=eta)
+
+    # Nothing ended yet: two trials 30 s in with 90 s to go, two queued.
+    rows = [trial("running", 30.0, 90.0), trial("running", 30.0, 90.0)]
+    progress = runs.SweepProgress(total=4, running=2, queued=2)
+    # (90 + 90 left, plus 2 queued of 120 s each) over 2 running: 210 s.
+    assert runs.SweepTracker._eta(rows, progress) == pytest.approx(210.0)
+
+    # One trial ended after 100 s: the queued ones take that long.
+    rows = [trial("finished", 100.0), trial("running", 50.0, 40.0)]
+    progress = runs.SweepProgress(total=3, done=1, running=1, queued=1)
+    assert runs.SweepTracker._eta(rows, progress) == pytest.approx(140.0)
+
+    assert runs.SweepTracker._eta([], runs.SweepProgress(total=2, queued=2)) is None
+
+
+def test_long_names_keep_both_ends() -> None:
+    from tui.cells import NAME_WIDTH, elide, row_cells
+
+    key = "sweep-20261203-215227-6dbf/trial-0012"
+    row = runs.RunRow(key, "trial-0012", "sweep-20261203-215227-6dbf", "run", "running")
+    name = row_cells(row, grouped=False)["name"]
+    assert len(name) == NAME_WIDTH and name.endswith("trial-0012")
+    assert name.startswith("sweep-2026") and "…" in name
+    assert elide("short", NAME_WIDTH) == "short"
+    assert elide("abcdefgh", 5) == "ab…gh"
