@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -317,13 +318,24 @@ def info(data: str | None) -> None:
 
     python = platform.python_version()
     click.echo(f"mlp-backend {__version__}, Python {python}, NumPy {np.__version__}")
+    click.echo(
+        "with "
+        + ", ".join(
+            f"{name} {_version(name) or 'not installed'}"
+            for name in ("array-api-compat", "click", "rich", "textual", "textual-plot")
+        )
+    )
+    builds = sorted(
+        f"{d.metadata['Name']} {d.version}"
+        for d in metadata.distributions()
+        if (d.metadata["Name"] or "").lower().startswith("cupy")
+    )
+    cupy = ", ".join(builds) if builds else "cupy"
     problem = cupy_problem()
     if problem is None:
-        import cupy
-
-        click.echo(f"cupy {cupy.__version__}: {get_backend('cupy').device_name}")
+        click.echo(f"{cupy}: {get_backend('cupy').device_name}")
     else:
-        click.echo(f"cupy: {problem}")
+        click.echo(f"{cupy}: {problem}")
     chosen = get_backend(None)
     click.echo(f"backend now: {chosen.name} on {chosen.device_name}")
     from mlp_backend.data import locate_magic
@@ -331,7 +343,14 @@ def info(data: str | None) -> None:
     try:
         click.echo(f"MAGIC data: {locate_magic(data, download=False)}")
     except DataError as exc:
-        click.echo(f"MAGIC data: not found ({exc})")
+        click.echo(f"MAGIC data: {exc}")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @main.command()

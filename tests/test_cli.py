@@ -310,6 +310,10 @@ def test_info_runs():
     assert "mlp-backend 0.1.0" in result.output
     assert "cupy" in result.output and "backend now:" in result.output
     assert "MAGIC data:" in result.output
+    from importlib import metadata
+
+    assert f"textual {metadata.version('textual')}" in result.output
+    assert f"array-api-compat {metadata.version('array-api-compat')}" in result.output
 
 
 # evaluate and predict read the saved run.
