@@ -36,7 +36,7 @@ from mlp_backend.data import (
     locate_magic,
     stratified_split,
 )
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import DataError, MLPBackendError, UsageError
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.persist import SavedModel, save_model
 from mlp_backend.runs import STOP_REQUEST, RunFolder, replace_bytes
@@ -105,15 +105,28 @@ def load_dataset(
         locate_magic(data)
         if data is None or Path(data).name == MAGIC_NAME
         else Path(data)
-    )
+    ).resolve()
+    magic = path.name == MAGIC_NAME
+    if magic and str(label) not in ("-1", "10", "class"):
+        raise UsageError(
+            f"--label: {path} is MAGIC, whose label is its last column (class); "
+            f"got {label!r}"
+        )
+    if magic and task == "regression":
+        raise UsageError(
+            f"--task regression: {path} is MAGIC, a classification task (g or h)"
+        )
     table = read_table(path, task=task, label=label)
-    fixed = list(MAGIC_CLASSES) if path.name == MAGIC_NAME else None
+    fixed = list(MAGIC_CLASSES) if magic else None
     if task == "regression":
         y = table.labels.astype(np.float64)
         classes: list[str] = []
         kind = "regression"
     else:
-        y, encoding = encode_labels(table.labels, positive=positive, classes=fixed)
+        try:
+            y, encoding = encode_labels(table.labels, positive=positive, classes=fixed)
+        except MLPBackendError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
         classes = list(encoding.classes)
         kind = "binary" if len(classes) == 2 else "multiclass"
     X = table.X
@@ -141,11 +154,18 @@ def load_dataset(
             "test": (test_table.X, y_test),
         }
 
+    empty = [name for name, (Xp, _) in parts.items() if Xp.shape[0] == 0]
+    if empty:
+        sizes = ", ".join(f"{k} {v[0].shape[0]}" for k, v in parts.items())
+        raise DataError(
+            f"{path}: {X.shape[0]} rows are too few to split into train, "
+            f"validation and test parts ({sizes} rows); give more rows"
+        )
     standardizer = Standardizer.fit(parts["train"][0], table.feature_names)
     parts = {k: (standardizer.transform(Xp), yp) for k, (Xp, yp) in parts.items()}
     info = {
         "path": str(path),
-        "test_path": test_data,
+        "test_path": str(Path(test_data).resolve()) if test_data else None,
         "label": label,
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
@@ -330,7 +350,8 @@ def resume_folder(path: Path, epoch: int) -> RunFolder:
         replace_bytes(metrics, b"".join(kept))
     (path / STOP_REQUEST).unlink(missing_ok=True)
     folder.event(f"resumed after epoch {epoch}")
-    folder.set_status("running", epoch=epoch)
+    # The interrupted or stopped run's reason no longer holds.
+    folder.set_status("running", epoch=epoch, reason=None)
     return folder
 
 

@@ -47,6 +47,14 @@ def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, 
     if options.get("trials") is not None and not options.get("spec"):
         raise UsageError("--trials: only for random search in a --spec file")
     if options.get("spec"):
+        given = [specs.option_name(k) for k, v in lists.items() if v is not None]
+        if options.get("repeats") not in (None, 1):
+            given.append("--repeats")
+        if given:
+            raise UsageError(
+                f"--spec: the file sets the trials; put {', '.join(given)} in it "
+                "(as keys) instead of on the command line"
+            )
         path = Path(options["spec"])
         table = specs.load_toml(path)
         trials = specs.from_spec(table, str(path), options.get("trials"))
@@ -201,8 +209,11 @@ def _run_locked(
     )
 
     def tell(record: dict[str, Any]) -> None:
-        detail = record.get("error") or record.get("reason") or ""
-        logger.info("trial %d %s %s", record["trial"], record["state"], detail)
+        detail = record.get("error") or record.get("reason")
+        if detail:
+            logger.info("trial %d %s: %s", record["trial"], record["state"], detail)
+        else:
+            logger.info("trial %d %s", record["trial"], record["state"])
 
     if groups:
         with open_executor(

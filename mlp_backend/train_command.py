@@ -276,6 +276,9 @@ def run_evaluate(
     saved, estimator, backend = _load(run, backend_name)
     config = saved.config
     task = config["task"]
+    # The label column the run was trained with (runs before it was recorded
+    # used the default, the last column).
+    label = config["data"].get("label", -1)
     if data is None:
         info = config["data"]
         if not Path(info["path"]).is_file():
@@ -287,6 +290,7 @@ def run_evaluate(
             info["path"],
             test_data=info.get("test_path"),
             task="regression" if task == "regression" else "classification",
+            label=label,
             positive=info.get("positive"),
             split=info["split"],
             split_seed=info["split_seed"],
@@ -296,7 +300,7 @@ def run_evaluate(
     else:
         kind = "regression" if task == "regression" else "classification"
         table = read_table(
-            Path(data), task=kind, label=-1, classes=saved.classes or None
+            Path(data), task=kind, label=label, classes=saved.classes or None
         )
         check_features(table, config["data"]["feature_names"], named=False)
         X = table.X
@@ -316,9 +320,10 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
     """Class and probability (or value) per row of ``file``, as CSV rows."""
     saved, estimator, _ = _load(run, backend_name)
     names = saved.config["data"]["feature_names"]
-    # A file may carry the label column last, or features only.
+    # A file may carry the label column where the run's data had it, or
+    # features only.
     try:
-        table = load_table(file, label=-1)
+        table = load_table(file, label=saved.config["data"].get("label", -1))
     except DataError:
         table = None
     if table is None or table.X.shape[1] != len(names):

@@ -529,3 +529,54 @@ def test_a_cupy_that_fails_to_import_breaks_nothing(tmp_path, subset):
     assert code == 2 and "Traceback" not in err
     assert "cupy is not importable" in err and "libcudart.so.12" in err
     assert entries(runs) == ["auto"]
+
+
+def _table(path: Path, rows: int, seed: int = 0) -> Path:
+    """A CSV with a header, the label by name in the third column."""
+    rng = np.random.default_rng(seed)
+    lines = ["a,b,species,c"]
+    for _ in range(rows):
+        a, b, c = rng.normal(size=3)
+        lines.append(f"{a:.4f},{b:.4f},{'cat' if a + b > 0 else 'dog'},{c:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_evaluate_and_predict_use_the_runs_label_column(tmp_path):
+    data = _table(tmp_path / "pets.csv", 300)
+    runs = tmp_path / "runs"
+    trained = invoke(
+        "train", "--data", data, "--label", "species", "--runs-dir", runs,
+        "--name", "pets", *FAST,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    summary = strict_json((runs / "pets" / "summary.json").read_text())
+    assert run_evaluate(runs / "pets", None, "numpy") == summary["test"]
+    again = run_evaluate(runs / "pets", str(data), "numpy")
+    assert 0.0 <= again["accuracy"] <= 1.0
+    out = tmp_path / "out.csv"
+    predicted = invoke("predict", runs / "pets", data, "-o", out)
+    assert predicted.exit_code == 0, predicted.output
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["class", "p_cat", "p_dog"] and len(rows) == 301
+
+
+def test_task_and_label_that_do_not_fit_magic_exit_2(tmp_path, subset):
+    runs = tmp_path / "runs"
+    for args, named in (
+        (["--task", "regression"], "--task regression"),
+        (["--label", "99"], "--label"),
+    ):
+        result = invoke("train", "--data", subset, "--runs-dir", runs, *args, *FAST)
+        assert result.exit_code == 2 and named in result.output, result.output
+        assert "Traceback" not in result.output
+    assert entries(runs) == []
+
+
+def test_too_few_rows_to_split_name_the_file(tmp_path):
+    data = _table(tmp_path / "tiny.csv", 3)
+    runs = tmp_path / "runs"
+    result = invoke("train", "--data", data, "--label", "species", "--runs-dir", runs)
+    assert result.exit_code == 2
+    assert "tiny.csv" in result.output and "too few" in result.output
+    assert entries(runs) == []

@@ -504,3 +504,17 @@ def test_case_b04_in_a_sweep_the_next_trial_still_runs(
     )
     calm = next(r for r in results if r["lr"] == 0.01)
     assert calm["test_accuracy"] == pytest.approx(alone[0]["test_accuracy"], abs=1e-3)
+
+
+def test_spec_file_with_trial_options_on_the_command_line_is_refused(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "sweep.toml"
+    spec.write_text("hidden = [[8]]\nlr = [0.1]\nepochs = 3\n")
+    from mlp_backend.cli import main
+
+    args = ["sweep", "--spec", str(spec), "--hidden", "16", "--runs-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "--spec" in result.output and "--hidden" in result.output
+    assert not any(tmp_path.glob("sweep-*"))
