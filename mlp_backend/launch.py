@@ -22,21 +22,21 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     """
     args = [a for a in argv if a != "--monitor"]
     runs_dir.mkdir(parents=True, exist_ok=True)
-    log = open(runs_dir / ".job.log", "ab")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "mlp_backend", "-q", *args],
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # The child keeps its own copy of the log's descriptor; this one can go.
+    with open(runs_dir / ".job.log", "ab") as log:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "mlp_backend", "-q", *args],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     # Bad options or data end the job at once: show why instead of an empty monitor.
     try:
         code = job.wait(timeout=1.5)
     except subprocess.TimeoutExpired:
         code = None
     if code is not None and code != 0:
-        log.close()
         click.echo(
             (runs_dir / ".job.log").read_text(errors="replace")[-2000:], err=True
         )

@@ -580,3 +580,46 @@ def test_too_few_rows_to_split_name_the_file(tmp_path):
     assert result.exit_code == 2
     assert "tiny.csv" in result.output and "too few" in result.output
     assert entries(runs) == []
+
+
+def test_monitor_flag_runs_the_job_beside_the_monitor(
+    tmp_path, magic_path, monkeypatch
+):
+    import tui
+    from mlp_backend import launch
+
+    runs = tmp_path / "runs"
+    folder = runs / "watched"
+    watched = []
+
+    def monitor(runs_dir):
+        # The person watches until the first epoch is on screen, then quits.
+        watched.append(runs_dir)
+        deadline = time.monotonic() + 90
+        metrics = folder / "metrics.jsonl"
+        while time.monotonic() < deadline and not (
+            metrics.exists() and metrics.read_text().count("\n") >= 1
+        ):
+            time.sleep(0.05)
+
+    monkeypatch.setattr(tui, "run_monitor", monitor)
+    # Asked whether to leave the job running, the person says no.
+    monkeypatch.setattr(launch.click, "confirm", lambda *a, **k: False)
+    args = [
+        *("train", "--data", str(magic_path), "--runs-dir", str(runs)),
+        *("--name", "watched", "--epochs", "200", "--hidden", "16", "--monitor"),
+    ]
+    code = launch.run_with_monitor(args, runs)
+    assert watched == [runs]
+    assert code == 130  # the job was interrupted, as Ctrl-C would
+    status = strict_json((folder / "status.json").read_text())
+    summary = strict_json((folder / "summary.json").read_text())
+    assert status["state"] == summary["state"] == "stopped"
+    assert 1 <= summary["epochs_run"] < 200
+    assert (folder / "model.npz").is_file() and (folder / "checkpoint.npz").is_file()
+
+    # Bad options end the job at once: its message is shown, not an empty monitor.
+    bad = [*args[:-1], "--name", "bad", "--batch-size", "0", "--monitor"]
+    assert launch.run_with_monitor(bad, runs) == 2
+    assert "--batch-size" in (runs / ".job.log").read_text()
+    assert watched == [runs]
