@@ -4,8 +4,10 @@ Written after every epoch (replaced atomically, so a ``kill -9`` leaves the
 last whole one) and removed when the run ends in a final state; the arrays
 keep the model's dtype, so a resumed float32 run goes on bit for bit. Like
 ``model.npz`` it holds only plain arrays and is read with
-``allow_pickle=False``; the scalars and the epoch records travel as one JSON
-document stored as bytes.
+``allow_pickle=False``; the scalars travel as one JSON document stored as
+bytes. The epoch records are not in it: they are the first ``epoch`` lines of
+the run's ``metrics.jsonl``, which is written before each checkpoint, so a
+checkpoint stays the same size however long the run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlp_backend.errors import RunError
-from mlp_backend.runs import FORMAT, plain, replace_bytes
+from mlp_backend.runs import FORMAT, read_records, replace_bytes
 from mlp_backend.train import MemberState
 
 NAME = "checkpoint.npz"
@@ -46,7 +48,6 @@ def save_checkpoint(path: Path, state: MemberState) -> None:
         "best_value": state.best_value if math.isfinite(state.best_value) else None,
         "best_epoch": state.best_epoch,
         "waited": state.waited,
-        "history": plain(state.history),
     }
     values = np.concatenate([np.ravel(a) for a in arrays])
     buffer = io.BytesIO()
@@ -59,10 +60,11 @@ def save_checkpoint(path: Path, state: MemberState) -> None:
 
 
 def load_checkpoint(path: Path) -> MemberState:
-    """Reads ``path`` back.
+    """Reads ``path`` back, with the epoch records of the run folder it is in.
 
     Raises:
-        RunError: The file is missing, torn, or lacks an array or a field.
+        RunError: The file is missing, torn, or lacks an array or a field, or
+            ``metrics.jsonl`` beside it lacks the checkpoint's epochs.
     """
     try:
         with open(path, "rb") as f:
@@ -91,8 +93,10 @@ def load_checkpoint(path: Path) -> MemberState:
             raise ValueError(f"{len(arrays)} arrays for {slots} optimizer slots")
         groups = [arrays[g * count : (g + 1) * count] for g in range(2 + slots)]
         value = meta["best_value"]
+        epoch = int(meta["epoch"])
+        history = read_records(path.parent / "metrics.jsonl", epoch)
         return MemberState(
-            epoch=int(meta["epoch"]),
+            epoch=epoch,
             steps=int(meta["steps"]),
             params=groups[0],
             best=groups[1],
@@ -101,7 +105,7 @@ def load_checkpoint(path: Path) -> MemberState:
             best_value=math.inf if value is None else float(value),
             best_epoch=int(meta["best_epoch"]),
             waited=int(meta["waited"]),
-            history=list(meta["history"]),
+            history=history,
         )
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"{path}: the checkpoint is incomplete ({exc})") from None

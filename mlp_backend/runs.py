@@ -94,6 +94,33 @@ def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def read_records(path: Path, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` records of a ``.jsonl`` run file, as the run made them.
+
+    The ``format`` and ``time`` keys that the writer adds are left out.
+
+    Raises:
+        RunError: The file is missing, holds fewer whole lines, or a line is
+            not a JSON object.
+    """
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)[:count]
+    except FileNotFoundError:
+        raise RunError(f"{path}: not found") from None
+    if len(lines) < count or (lines and not lines[-1].endswith(b"\n")):
+        raise RunError(f"{path}: has fewer than {count} whole records")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise RunError(f"{path}, line {number}: not a JSON record") from None
+        if not isinstance(record, dict):
+            raise RunError(f"{path}, line {number}: not a JSON object")
+        records.append({k: v for k, v in record.items() if k not in ("format", "time")})
+    return records
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """Reads a run file, with an error naming it if it is missing or malformed."""
     try:

@@ -15,6 +15,8 @@ import pytest
 from mlp_backend.backend import Backend
 from mlp_backend.checkpoint import load_checkpoint, save_checkpoint
 from mlp_backend.errors import RunError
+from mlp_backend.job import Recorder
+from mlp_backend.runs import RunFolder
 from mlp_backend.train import Member, MemberState, TrainConfig, Trainer
 from tests.test_sweep_fused import VARYING, synthetic
 
@@ -45,15 +47,22 @@ def test_resumed_members_equal_uninterrupted(
     data = synthetic(backend32)
     whole = Trainer(backend32, config(optimizer), MEMBERS, data).run()
 
-    # A run that writes its checkpoints and is "killed" after epoch 2.
+    # A run that writes its run folders and is "killed" after epoch 2: its
+    # checkpoints stop there, its metrics lines go on (the resume cuts them).
+    folders = {j: RunFolder(tmp_path / f"member{j}") for j in range(3)}
+    for folder in folders.values():
+        folder.path.mkdir()
+    recorder = Recorder(folders, 8, backend32)
     saved: dict[int, Path] = {}
 
     def checkpoint(j: int, state: MemberState) -> None:
         if state.epoch == 2:
-            saved[j] = tmp_path / f"member{j}.npz"
-            save_checkpoint(saved[j], state)
+            saved[j] = folders[j].path / "checkpoint.npz"
+            recorder.checkpoint(j, state)
 
-    Trainer(backend32, config(optimizer), MEMBERS, data, checkpoint=checkpoint).run()
+    Trainer(
+        backend32, config(optimizer), MEMBERS, data, [recorder], checkpoint=checkpoint
+    ).run()
     assert sorted(saved) == [0, 1, 2]
     states = [load_checkpoint(saved[j]) for j in range(3)]
     assert all(s.epoch == 2 and len(s.history) == 2 for s in states)
@@ -103,6 +112,14 @@ def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) ->
     ).run()
     path = tmp_path / "checkpoint.npz"
     save_checkpoint(path, states[0])
+    # The epoch records live in metrics.jsonl beside it.
+    with pytest.raises(RunError, match="metrics.jsonl: not found"):
+        load_checkpoint(path)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 0.5}\n')
+    assert load_checkpoint(path).history == [{"epoch": 1, "val_loss": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "val_lo')
+    with pytest.raises(RunError, match="fewer than 1 whole records"):
+        load_checkpoint(path)
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(RunError, match="not a readable checkpoint"):
