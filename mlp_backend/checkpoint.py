@@ -15,13 +15,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlp_backend.errors import RunError
+from mlp_backend.persist import read_npz
 from mlp_backend.runs import FORMAT, read_records, replace_bytes
 from mlp_backend.train import MemberState
 
@@ -66,19 +66,10 @@ def load_checkpoint(path: Path) -> MemberState:
         RunError: The file is missing, torn, or lacks an array or a field, or
             ``metrics.jsonl`` beside it lacks the checkpoint's epochs.
     """
+    arrays = read_npz(path, "no checkpoint here", "not a readable checkpoint")
     try:
-        with open(path, "rb") as f:
-            npz = np.load(f, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
-            with npz:
-                values, raw = npz["values"], npz["meta"]
-    except FileNotFoundError:
-        raise RunError(f"{path}: no checkpoint here") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise RunError(f"{path}: not a readable checkpoint ({exc})") from None
-    try:
-        meta: dict[str, Any] = json.loads(raw.tobytes().decode())
+        values = arrays["values"]
+        meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode())
         shapes = [tuple(int(n) for n in shape) for shape in meta["shapes"]]
         sizes = [math.prod(shape) for shape in shapes]
         if sum(sizes) != values.size or values.dtype.kind != "f":
