@@ -1,44 +1,53 @@
-"""A run's ``checkpoint.npz``: the state to resume a killed run from.
+"""A run's ``checkpoint.log``: the state to resume a killed run from.
 
-Written after every epoch (replaced atomically, so a ``kill -9`` leaves the
-last whole one) and removed when the run ends in a final state; the arrays
-keep the model's dtype, so a resumed float32 run goes on bit for bit. Like
-``model.npz`` it holds only plain arrays and is read with
-``allow_pickle=False``; the scalars travel as one JSON document stored as
-bytes. The epoch records are not in it: they are the first ``epoch`` lines of
-the run's ``metrics.jsonl``, which is written before each checkpoint, so a
-checkpoint stays the same size however long the run.
+One record per epoch is appended to the log, and a reader takes the last
+whole record. Appending costs about 40 us where replacing a file costs 0.7 ms
+on the ext4 disks here (measured; a member's epoch in a sweep can take 3 ms),
+so the log is replaced atomically only by its first record in a process and
+every :data:`COMPACT_AFTER` records after that: it stays small, and a tail
+torn by a kill (or left by an earlier process) is never appended to. No
+fsync: a killed process loses nothing already written, a power cut may.
+
+A record is a fixed header (:data:`HEADER`: magic, the lengths of the two
+parts, the CRC-32 of both), the JSON metadata, and every array of the state
+raveled one after another in the model's dtype, so a resumed float32 run goes
+on bit for bit. Nothing is unpickled. The epoch records are not in it: they
+are the first ``epoch`` lines of the run's ``metrics.jsonl``, which is written
+before each checkpoint, so a record stays the same size however long the run.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlp_backend.errors import RunError
-from mlp_backend.persist import read_npz
 from mlp_backend.runs import FORMAT, read_records, replace_bytes
 from mlp_backend.train import MemberState
 
-NAME = "checkpoint.npz"
+NAME = "checkpoint.log"
+MAGIC = b"MLPCKPT1"
+#: magic, metadata bytes, values bytes, CRC-32 of metadata and values.
+HEADER = struct.Struct("<8sIQI")
+#: Records appended before the log is replaced by its newest one.
+COMPACT_AFTER = 16
 
 
-def save_checkpoint(path: Path, state: MemberState) -> None:
-    """Replaces ``path`` with ``state`` (no fsync: see ``runs.replace_bytes``).
-
-    All arrays travel as one flat ``values`` array, with their shapes in the
-    metadata: a zip entry per array would double the cost of a checkpoint,
-    which is paid after every epoch of every member.
-    """
+def encode(state: MemberState) -> bytes:
+    """One whole record of the log for ``state``."""
     groups = [state.params, state.best, *state.moments]
     arrays = [a for group in groups for a in group]
+    values = np.concatenate([np.ravel(a) for a in arrays])
     meta = {
         "format": FORMAT,
+        "dtype": values.dtype.name,
         "epoch": state.epoch,
         "steps": state.steps,
         "slots": len(state.moments),
@@ -49,30 +58,85 @@ def save_checkpoint(path: Path, state: MemberState) -> None:
         "best_epoch": state.best_epoch,
         "waited": state.waited,
     }
-    values = np.concatenate([np.ravel(a) for a in arrays])
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        values=values,
-        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-    )
-    replace_bytes(path, buffer.getvalue(), sync=False)
+    body = json.dumps(meta).encode()
+    data = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+    crc = zlib.crc32(data, zlib.crc32(body))
+    return HEADER.pack(MAGIC, len(body), len(data), crc) + body + data
+
+
+class CheckpointLog:
+    """Writes one run's checkpoints: appends, and compacts now and then.
+
+    Args:
+        path: The run's ``checkpoint.log``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._appended = 0
+
+    def write(self, state: MemberState) -> None:
+        record = encode(state)
+        if self._appended % COMPACT_AFTER == 0:
+            replace_bytes(self.path, record, sync=False)
+        else:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(record)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        self._appended += 1
+
+
+def last_record(data: bytes) -> tuple[bytes, bytes] | None:
+    """The metadata and values of the last whole record of a log, if any.
+
+    Reading stops at the first record that is short or fails its CRC: only
+    the tail can be torn, since the writer never appends to a torn log.
+    """
+    last = None
+    offset = 0
+    while offset + HEADER.size <= len(data):
+        magic, n_meta, n_values, crc = HEADER.unpack_from(data, offset)
+        start = offset + HEADER.size
+        end = start + n_meta + n_values
+        if magic != MAGIC or end > len(data):
+            break
+        body, values = data[start : start + n_meta], data[start + n_meta : end]
+        if zlib.crc32(values, zlib.crc32(body)) != crc:
+            break
+        last, offset = (body, values), end
+    return last
 
 
 def load_checkpoint(path: Path) -> MemberState:
-    """Reads ``path`` back, with the epoch records of the run folder it is in.
+    """Reads the newest state back, with the epoch records of its run folder.
 
     Raises:
-        RunError: The file is missing, torn, or lacks an array or a field, or
-            ``metrics.jsonl`` beside it lacks the checkpoint's epochs.
+        RunError: The file is missing or holds no whole record, a record
+            lacks a field, or ``metrics.jsonl`` beside it lacks its epochs.
     """
-    arrays = read_npz(path, "no checkpoint here", "not a readable checkpoint")
     try:
-        values = arrays["values"]
-        meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode())
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"{path}: no checkpoint here") from None
+    except OSError as exc:
+        raise RunError(f"{path}: not a readable checkpoint ({exc})") from None
+    record = last_record(data)
+    if record is None:
+        raise RunError(f"{path}: not a readable checkpoint (no whole record)")
+    body, raw = record
+    try:
+        meta: dict[str, Any] = json.loads(body.decode())
+        dtype = np.dtype(meta["dtype"])
+        if dtype.kind != "f":
+            raise ValueError(f"values of dtype {dtype}")
+        values = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
         shapes = [tuple(int(n) for n in shape) for shape in meta["shapes"]]
         sizes = [math.prod(shape) for shape in shapes]
-        if sum(sizes) != values.size or values.dtype.kind != "f":
+        if sum(sizes) != values.size:
             raise ValueError(f"{values.size} values for shapes {shapes}")
         arrays, start = [], 0
         for shape, size in zip(shapes, sizes, strict=True):

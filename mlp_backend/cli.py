@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,7 +28,6 @@ from mlp_backend.errors import (
     MLPBackendError,
     UsageError,
 )
-from mlp_backend.job import interrupted
 from mlp_backend.options import BACKEND, data_options, task_options
 
 logger = logging.getLogger("mlp_backend")
@@ -245,6 +243,7 @@ def train(open_monitor: bool, **options: Any) -> None:
         from mlp_backend.launch import run_with_monitor
 
         sys.exit(run_with_monitor(sys.argv[1:], options["runs_dir"]))
+    from mlp_backend.job import interrupted
     from mlp_backend.train_command import run_train
 
     quiet = logger.getEffectiveLevel() > logging.INFO
@@ -310,6 +309,7 @@ def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> 
 def info(data: str | None) -> None:
     """Backends, devices, versions, and where the data was found."""
     import platform
+    from importlib import metadata
 
     import numpy as np
 
@@ -347,6 +347,8 @@ def info(data: str | None) -> None:
 
 
 def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

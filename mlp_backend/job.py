@@ -25,7 +25,7 @@ import numpy as np
 from mlp_backend import __version__, metrics
 from mlp_backend.backend import Backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
-from mlp_backend.checkpoint import save_checkpoint
+from mlp_backend.checkpoint import CheckpointLog
 from mlp_backend.data import (
     MAGIC_CLASSES,
     Standardizer,
@@ -288,6 +288,7 @@ class Recorder:
         self.backend = backend
         self.status_interval = status_interval
         self._written: dict[int, float] = {}
+        self._logs: dict[int, CheckpointLog] = {}
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
         folder = self.folders[member]
@@ -306,8 +307,13 @@ class Recorder:
         )
 
     def checkpoint(self, member: int, state: MemberState) -> None:
-        """Writes the member's ``checkpoint.npz``, the state a resume goes on from."""
-        save_checkpoint(self.folders[member].path / CHECKPOINT, state)
+        """Adds to the member's ``checkpoint.log``, the state a resume goes on from."""
+        log = self._logs.get(member)
+        if log is None:
+            log = self._logs[member] = CheckpointLog(
+                self.folders[member].path / CHECKPOINT
+            )
+        log.write(state)
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
         if result.reason:

@@ -13,6 +13,12 @@ import click
 
 from mlp_backend.errors import UsageError
 
+
+def option_name(key: str) -> str:
+    """The command-line flag of a training or trial key (``--batch-size``)."""
+    return "--" + key.replace("_", "-")
+
+
 BACKEND = click.option(
     "--backend",
     type=click.Choice(["auto", "numpy", "cupy"]),

@@ -468,7 +468,7 @@ class Trainer:
                         step,
                     )
 
-            outputs_z, _ = stack.forward(self.data.X_val)
+            outputs_z = stepper.logits(self.data.X_val)
             val_loss, _ = stack.loss.value_and_delta(xp, outputs_z, self.data.T_val)
             val_loss_host = self.backend.to_host(val_loss)
             outputs = stack.loss.output(xp, outputs_z)

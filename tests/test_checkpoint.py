@@ -1,6 +1,6 @@
 """Resuming from a checkpoint equals never having stopped.
 
-The trainer's per-epoch member states, written to ``checkpoint.npz`` and read
+The trainer's per-epoch member states, written to ``checkpoint.log`` and read
 back, must let a new trainer go on to exactly the figures and weights of an
 uninterrupted run: the oracle behind ``sweep --resume`` after ``kill -9``.
 """
@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from mlp_backend.backend import Backend
-from mlp_backend.checkpoint import load_checkpoint, save_checkpoint
+from mlp_backend.checkpoint import (
+    COMPACT_AFTER,
+    HEADER,
+    CheckpointLog,
+    encode,
+    load_checkpoint,
+)
 from mlp_backend.errors import RunError
 from mlp_backend.job import Recorder
 from mlp_backend.runs import RunFolder
@@ -57,7 +63,7 @@ def test_resumed_members_equal_uninterrupted(
 
     def checkpoint(j: int, state: MemberState) -> None:
         if state.epoch == 2:
-            saved[j] = folders[j].path / "checkpoint.npz"
+            saved[j] = folders[j].path / "checkpoint.log"
             recorder.checkpoint(j, state)
 
     Trainer(
@@ -110,8 +116,8 @@ def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) ->
         data,
         checkpoint=lambda j, s: states.append(s),
     ).run()
-    path = tmp_path / "checkpoint.npz"
-    save_checkpoint(path, states[0])
+    path = tmp_path / "checkpoint.log"
+    CheckpointLog(path).write(states[0])
     # The epoch records live in metrics.jsonl beside it.
     with pytest.raises(RunError, match="metrics.jsonl: not found"):
         load_checkpoint(path)
@@ -125,4 +131,59 @@ def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) ->
     with pytest.raises(RunError, match="not a readable checkpoint"):
         load_checkpoint(path)
     with pytest.raises(RunError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing.npz")
+        load_checkpoint(tmp_path / "missing.log")
+
+
+def test_the_log_keeps_the_last_whole_record(backend: Backend, tmp_path: Path) -> None:
+    data = synthetic(backend)
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config("adam"),
+        MEMBERS[:1],
+        data,
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    assert len(states) >= 3
+    lines = "".join(f'{{"epoch": {s.epoch}}}\n' for s in states)
+    (tmp_path / "metrics.jsonl").write_text(lines)
+    path = tmp_path / "checkpoint.log"
+    log = CheckpointLog(path)
+    for state in states[:3]:
+        log.write(state)
+    assert path.stat().st_size == sum(len(encode(s)) for s in states[:3])
+    assert load_checkpoint(path).epoch == states[2].epoch
+
+    # A kill in the middle of the third record leaves the second one.
+    whole = path.read_bytes()
+    path.write_bytes(whole[: -len(encode(states[2])) // 2])
+    assert load_checkpoint(path).epoch == states[1].epoch
+    # A flipped byte fails the record's CRC.
+    bad = bytearray(whole)
+    bad[-1] ^= 0xFF
+    path.write_bytes(bytes(bad))
+    assert load_checkpoint(path).epoch == states[1].epoch
+
+    # A new writer (a resumed run) replaces the torn log instead of appending.
+    CheckpointLog(path).write(states[0])
+    assert path.read_bytes() == encode(states[0])
+
+
+def test_the_log_is_compacted(backend: Backend, tmp_path: Path) -> None:
+    data = synthetic(backend)
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config("sgd"),
+        MEMBERS[:1],
+        data,
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    path = tmp_path / "checkpoint.log"
+    log = CheckpointLog(path)
+    size = len(encode(states[0]))
+    for _ in range(3 * COMPACT_AFTER + 1):
+        log.write(states[0])
+        assert HEADER.size < path.stat().st_size <= COMPACT_AFTER * size
+    # 3 * COMPACT_AFTER + 1 writes: the last one started a fresh log.
+    assert path.stat().st_size == size

@@ -469,7 +469,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
     assert not (folder / "summary.json").exists(), "the kill came too late"
-    assert (folder / "checkpoint.npz").is_file()
+    assert (folder / "checkpoint.log").is_file()
 
     # Settings come from the run itself; giving one again is refused.
     refused = invoke("train", "--resume", folder, "--epochs", "3")
@@ -485,7 +485,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
     epochs = [strict_json(line)["epoch"] for line in lines]
     assert epochs == list(range(1, 13))
     assert "resumed after epoch" in (folder / "events.jsonl").read_text()
-    assert not (folder / "checkpoint.npz").exists()
+    assert not (folder / "checkpoint.log").exists()
 
     finished = invoke("train", "--resume", folder)
     assert finished.exit_code == 2 and "ended finished" in finished.output
@@ -616,7 +616,7 @@ def test_monitor_flag_runs_the_job_beside_the_monitor(
     summary = strict_json((folder / "summary.json").read_text())
     assert status["state"] == summary["state"] == "stopped"
     assert 1 <= summary["epochs_run"] < 200
-    assert (folder / "model.npz").is_file() and (folder / "checkpoint.npz").is_file()
+    assert (folder / "model.npz").is_file() and (folder / "checkpoint.log").is_file()
 
     # Bad options end the job at once: its message is shown, not an empty monitor.
     bad = [*args[:-1], "--name", "bad", "--batch-size", "0", "--monitor"]

@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from mlp_backend.errors import RunError, UsageError
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
+from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.execute import InlineExecutor, Settings, run_groups
 from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep.plan import balance, group_cost, plan_groups
 from mlp_backend.sweep.report import sort_rows
 from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
-from mlp_backend.sweep_command import report, run_sweep, sweep
+from mlp_backend.sweep_command import report, sweep
 from tests.conftest import SHARED, case_file
 
 
@@ -321,7 +322,7 @@ def test_b21_command_exits_3_after_all_trials(
     so the trial list is put in place of the parsed one."""
     _, trials = b21_trials()
     monkeypatch.setattr(
-        "mlp_backend.sweep_command.build_trials", lambda options: (trials, {})
+        "mlp_backend.sweep.driver.build_trials", lambda options: (trials, {})
     )
     runs = tmp_path / "runs"
     args = [

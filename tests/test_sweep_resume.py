@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.folder import SweepFolder
-from mlp_backend.sweep_command import run_sweep
 
 OPTIONS = [
     "--hidden",
@@ -105,7 +105,7 @@ def test_kill_9_midway_then_resume_equals_uninterrupted(
         if "resumed after epoch" in path.read_text()
     ]
     assert resumed, "no trial went on from its checkpoint"
-    assert not list((runs / "killed").glob("trial-*/checkpoint.npz"))
+    assert not list((runs / "killed").glob("trial-*/checkpoint.log"))
     for record in whole:
         again = after[record["trial"]]
         assert again["state"] == record["state"] == "finished"

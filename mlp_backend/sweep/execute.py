@@ -10,7 +10,6 @@ records and alone writes ``results.jsonl`` and ``results.csv``.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -32,14 +31,11 @@ from mlp_backend.job import Dataset, interrupted, stop_gracefully_on_signals
 from mlp_backend.runs import STOP_REQUEST, RunFolder
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
+from mlp_backend.sweep.processes import single_threaded, worker_context
 from mlp_backend.sweep.spec import Trial
 from mlp_backend.sweep.worker import DataSpec, GroupJob, adopt_dataset, run_group
 
 logger = logging.getLogger(__name__)
-
-#: BLAS thread pools in each worker process: one, since the processes already
-#: fill the cores and nested pools would fight over them.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class InlineExecutor(Executor):
@@ -88,7 +84,7 @@ def open_executor(
             ) from None
         if dask_local is not None:
             with (
-                _single_threaded(),
+                single_threaded(),
                 LocalCluster(
                     n_workers=dask_local,
                     threads_per_worker=1,
@@ -113,54 +109,15 @@ def open_executor(
         yield InlineExecutor()
         return
     with (
-        _single_threaded(),
+        single_threaded(),
         ProcessPoolExecutor(
             workers,
-            mp_context=_context(),
+            mp_context=worker_context(),
             initializer=worker_setup,
             initargs=(os.getpid(), loaded),
         ) as pool,
     ):
         yield pool
-
-
-#: What a worker imports to train; the fork server imports it in advance.
-WORKER_MODULES = (
-    "array_api_compat.numpy",
-    "mlp_backend.sweep.execute",
-    "mlp_backend.sweep.worker",
-    "threadpoolctl",
-)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """How local workers start: forked from a fork server where there is one.
-
-    Not a plain fork of this process, which may hold threads (a progress bar,
-    BLAS pools); the fork server is a single-threaded process that
-    :func:`start_worker_server` started early. Elsewhere, spawn.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("forkserver")
-    return multiprocessing.get_context("spawn")
-
-
-def start_worker_server() -> None:
-    """Starts the fork server of local workers now, where the platform has one.
-
-    It imports the worker's modules once, with one-thread BLAS, while this
-    process goes on reading the data and planning; each worker is then a fork
-    of it, ready at once instead of importing NumPy and the library itself
-    (a third of a second each, measured on MAGIC sweeps).
-    """
-    context = _context()
-    if context.get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    context.set_forkserver_preload(list(WORKER_MODULES))
-    with _single_threaded():
-        forkserver.ensure_running()
 
 
 def worker_setup(sweep: int, loaded: tuple[DataSpec, Dataset] | None) -> None:
@@ -200,21 +157,6 @@ def _exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Child processes started in the block inherit one-thread BLAS settings."""
-    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
-    os.environ.update({k: "1" for k in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from mlp_backend.activations import ACTIVATIONS
 from mlp_backend.defaults import DEFAULTS as TRAIN_DEFAULTS
 from mlp_backend.errors import UsageError
 from mlp_backend.optim import OPTIMIZERS, SCHEDULES
+from mlp_backend.options import option_name
 from mlp_backend.train import MONITORS, Member, TrainConfig, check_member
 
 Trial = dict[str, Any]
@@ -47,10 +48,6 @@ PRESETS: dict[str, dict[str, list[Any]]] = {
         "weight_decay": [0.0],
     },
 }
-
-
-def option_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
 
 
 def parse_hidden(text: str, where: str) -> tuple[int, ...]:

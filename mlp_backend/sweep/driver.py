@@ -1,0 +1,222 @@
+"""What ``mlp-backend sweep`` does once its options are parsed.
+
+:func:`run_sweep` does everything apart from parsing, so it can be called and
+tested without click. Every option is checked, the backend resolved and the
+data read before the sweep folder is created, so bad input leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mlp_backend.backend import resolve_name
+from mlp_backend.errors import UsageError
+from mlp_backend.job import catch_interrupts, check_metric
+from mlp_backend.options import label_value, option_name
+from mlp_backend.runs import FolderLock
+from mlp_backend.sweep import spec as specs
+from mlp_backend.sweep.execute import (
+    Settings,
+    default_workers,
+    open_executor,
+    run_groups,
+)
+from mlp_backend.sweep.folder import SweepFolder, result_record
+from mlp_backend.sweep.plan import balance, plan_groups
+from mlp_backend.sweep.processes import start_worker_server
+from mlp_backend.sweep.worker import DataSpec, checkpoint_epoch, dataset_for
+
+logger = logging.getLogger(__name__)
+
+PRUNERS = ("halving",)
+
+
+def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
+    """The trials the options ask for, and the spec recorded in ``sweep.json``."""
+    lists = {key: options.get(key) for key in specs.KEYS}
+    repeats = int(options["repeats"]) if options.get("repeats") is not None else 1
+    if options.get("preset") and options.get("spec"):
+        raise UsageError("--preset and --spec: choose one")
+    if options.get("trials") is not None and not options.get("spec"):
+        raise UsageError("--trials: only for random search in a --spec file")
+    if options.get("spec"):
+        given = [option_name(k) for k, v in lists.items() if v is not None]
+        if options.get("repeats") not in (None, 1):
+            given.append("--repeats")
+        if given:
+            raise UsageError(
+                f"--spec: the file sets the trials; put {', '.join(given)} in it "
+                "(as keys) instead of on the command line"
+            )
+        path = Path(options["spec"])
+        table = specs.load_toml(path)
+        trials = specs.from_spec(table, str(path), options.get("trials"))
+        recorded: dict[str, Any] = {"spec_file": str(path), "spec": table}
+    elif options.get("preset"):
+        trials = specs.from_preset(options["preset"], lists, repeats)
+        recorded = {"preset": options["preset"], "options": lists, "repeats": repeats}
+    else:
+        trials = specs.from_options(lists, repeats)
+        recorded = {"options": lists, "repeats": repeats}
+    return trials, recorded
+
+
+def _check_execution(options: dict[str, Any]) -> None:
+    for key in ("workers", "dask_local", "max_group", "max_bytes"):
+        value = options.get(key)
+        if value is not None and value < 1:
+            raise UsageError(f"{option_name(key)}: must be at least 1, got {value}")
+    if options.get("scheduler") and options.get("dask_local"):
+        raise UsageError("--scheduler and --dask-local: choose one")
+    if options.get("prune") not in (None, *PRUNERS):
+        raise UsageError(
+            f"--prune: expected one of {', '.join(PRUNERS)}, got {options['prune']!r}"
+        )
+
+
+def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
+    """Plans, runs and records a sweep (or resumes one).
+
+    Args:
+        options: The ``sweep`` command's options by parameter name.
+
+    Returns:
+        The sweep folder and the results records of every trial.
+    """
+    _check_execution(options)
+    if options.get("resume"):
+        if options.get("preset") or options.get("spec"):
+            raise UsageError(
+                "--resume: the sweep folder holds its own trials; "
+                "leave out --preset and --spec"
+            )
+        folder = SweepFolder(Path(options["resume"]))
+        info = folder.read()
+        trials = SweepFolder.trials_of(info)
+        recorded = info["spec"]
+        data = DataSpec(**recorded["data"])
+        settings = Settings(
+            data, recorded["backend"], recorded["dtype"], recorded["prune"]
+        )
+        fuse = recorded["fuse"]
+    else:
+        trials, recorded = build_trials(options)
+        data = DataSpec(
+            options.get("data"),
+            options.get("test_data"),
+            options.get("task") or "classification",
+            label_value(str(options.get("label", "-1"))),
+            options.get("positive"),
+            int(options.get("split_seed") or 0),
+        )
+        settings = Settings(
+            data,
+            options.get("backend"),
+            options.get("dtype") or "float32",
+            options.get("prune"),
+        )
+        fuse = not options.get("no_fuse")
+    local = not (options.get("scheduler") or options.get("dask_local"))
+    if local and options.get("workers") != 1:
+        start_worker_server()
+    # The name only: this process plans, and its workers import the arrays.
+    backend_name = resolve_name(settings.backend, settings.dtype)
+    dataset = dataset_for(data)
+    for metric in sorted({t["metric"] for t in trials}):
+        check_metric(metric, dataset.task)
+
+    if not options.get("resume"):
+        recorded = {
+            **recorded,
+            "data": asdict(data),
+            "backend": backend_name,
+            "dtype": settings.dtype,
+            "prune": settings.prune,
+            "fuse": fuse,
+        }
+        folder = SweepFolder.create(
+            Path(options.get("runs_dir") or "runs"),
+            options.get("name"),
+            recorded,
+            trials,
+        )
+        settings = Settings(data, backend_name, settings.dtype, settings.prune)
+    with FolderLock(folder.path / "sweep.lock"), catch_interrupts():
+        return folder.path, _run_locked(folder, trials, settings, fuse, options)
+
+
+def _run_locked(
+    folder: SweepFolder,
+    trials: list[specs.Trial],
+    settings: Settings,
+    fuse: bool,
+    options: dict[str, Any],
+) -> list[dict[str, Any]]:
+    # A resume keeps trials that ended and records any a kill left unrecorded.
+    folder.drop_torn_line()
+    kept = folder.finished(len(trials))
+    recorded = folder.results()
+    for i, summary in kept.items():
+        if recorded.get(i, {}).get("state") != summary["state"]:
+            folder.add_result(result_record(i, trials[i], summary["state"], summary))
+    todo = [i for i in range(len(trials)) if i not in kept]
+    dataset = dataset_for(settings.data)
+    X = dataset.parts["train"][0]
+    # Trials that were in flight go on from their last epoch's checkpoint.
+    started = {
+        i: checkpoint_epoch(folder.trial_path(i), trials[i], dataset) for i in todo
+    }
+    groups = plan_groups(
+        trials,
+        todo,
+        fuse=fuse,
+        max_group=options.get("max_group") or 64,
+        max_bytes=options.get("max_bytes"),
+        n_rows=int(X.shape[0]),
+        n_features=int(X.shape[1]),
+        itemsize=4 if settings.dtype == "float32" else 8,
+        backend=resolve_name(settings.backend, settings.dtype),
+        started=started,
+    )
+    workers = options.get("workers") or default_workers(len(groups))
+    if options.get("dask_local"):
+        workers = options["dask_local"]
+    # Pruning compares the members of one stack, so pruned stacks stay whole.
+    if fuse and not options.get("scheduler") and not settings.prune:
+        groups = balance(trials, groups, workers)
+    logger.info(
+        "sweep %s: %d trials (%d kept, %d resumed) in %d groups on %s",
+        folder.path,
+        len(trials),
+        len(kept),
+        sum(1 for epoch in started.values() if epoch),
+        len(groups),
+        options.get("scheduler")
+        or (
+            f"a Dask LocalCluster of {options['dask_local']}"
+            if options.get("dask_local")
+            else f"{workers} worker(s)"
+        ),
+    )
+
+    def tell(record: dict[str, Any]) -> None:
+        detail = record.get("error") or record.get("reason")
+        if detail:
+            logger.info("trial %d %s: %s", record["trial"], record["state"], detail)
+        else:
+            logger.info("trial %d %s", record["trial"], record["state"])
+
+    if groups:
+        with open_executor(
+            workers,
+            options.get("scheduler"),
+            options.get("dask_local"),
+            loaded=(settings.data, dataset),
+        ) as executor:
+            run_groups(folder, trials, groups, settings, executor, tell)
+    results = folder.results()
+    return [results[i] for i in sorted(results)]
