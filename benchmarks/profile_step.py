@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mlp_backend.backend import get_backend
-from mlp_backend.fast import FastStep
+from mlp_backend.fast import FastStep, GenericStep
 from mlp_backend.job import load_dataset
 from mlp_backend.model import Shape, Stack
 from mlp_backend.optim import Optimizer
@@ -70,11 +70,11 @@ def phases(
         return backend.to_host(ok)
 
     def validation() -> object:
-        out, _ = stack.forward(device.X_val)
-        loss, _ = stack.loss.value_and_delta(xp, out, device.T_val)
+        out = logits(device.X_val)
+        loss = stack.loss.value(xp, out, device.T_val)
         proba = stack.loss.output(xp, out)
         return backend.to_host(loss), validation_metrics(
-            backend, device.task, device.y_val, proba[0, ...]
+            backend, device.task, device.y_val, proba, [0]
         )
 
     def generic_step() -> None:
@@ -88,8 +88,11 @@ def phases(
         "generic optimizer": lambda: optimizer.step(stack.params, grads, 1.0),
         "generic step": generic_step,
     }
+    # What the trainer runs validation through (see Trainer._run).
+    logits = GenericStep(stack, optimizer).logits
     if FastStep.supported(backend):
         fast = FastStep(stack, optimizer)
+        logits = fast.logits
         Ab = fast.augmented(Xb)
         fast.forward(Ab)
         fast.loss(Tb, 0, batch)

@@ -262,7 +262,12 @@ class FastStep:
                 "a_view": [a[..., :-1] for a in hidden],
                 "delta": [np.empty((m, rows, w), dtype=dtype) for w in widths],
                 "scratch": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
-                "flag": [np.empty((m, rows, w), dtype=bool) for w in widths[:-1]],
+                # relu's derivative, 0 or 1 in the float dtype: multiplying by
+                # a bool array casts it on every use (15 us against 33 us
+                # for 4 x 256 x 128 in place).
+                "flag": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
+                # The input rows times the output delta (see _input_layer_grads).
+                "weighted": np.empty((m, rows, self.stack.shape.sizes[0] + 1), dtype),
             }
             self._buffers[rows] = buffers
         return buffers
@@ -303,7 +308,7 @@ class FastStep:
         name = self.stack.activation.name
         if name == "relu":
             # z * (z > 0): the flag is kept for the backward pass, and this is
-            # faster than maximum(z, 0) (11 us against 15 us for 256 x 64).
+            # faster than maximum(z, 0) (53 us against 79 us for 4 x 256 x 128).
             np.greater(z, 0.0, out=flag)
             np.multiply(z, flag, out=a)
         elif name == "tanh":
@@ -311,21 +316,20 @@ class FastStep:
         else:
             a[...] = self.stack.activation.f(self.stack.backend.xp, z)
 
-    def _times_derivative(self, l: int, delta: Array) -> None:
-        """``delta *= f'(z)`` for hidden layer ``l``, in place."""
+    def _derivative(self, l: int) -> Array:
+        """``f'(z)`` of hidden layer ``l`` for the last forward's batch."""
         np = self.np
         buffers = self._current
         z, a = buffers["z"][l], buffers["a_view"][l]
         name = self.stack.activation.name
         if name == "relu":
-            np.multiply(delta, buffers["flag"][l], out=delta)
-        elif name == "tanh":
+            return buffers["flag"][l]
+        if name == "tanh":
             scratch = buffers["scratch"][l]
             np.multiply(a, a, out=scratch)
             np.subtract(1.0, scratch, out=scratch)
-            delta *= scratch
-        else:
-            delta *= self.stack.activation.df(self.stack.backend.xp, z, a)
+            return scratch
+        return self.stack.activation.df(self.stack.backend.xp, z, a)
 
     def loss(self, T: Array, start: int, stop: int) -> Array:
         """The output delta dL/dz of the last forward's batch, rows ``start:stop``.
@@ -381,6 +385,11 @@ class FastStep:
             np.matmul(a.transpose(0, 2, 1), delta, out=self.grad_blocks[l])
             if l == 0:
                 break
+            inputs = self.stack.shape.sizes[0] + 1
+            if l == 1 and delta.shape[2] == 1 and delta.shape[1] > inputs:
+                # One hidden layer, one output, more rows than inputs.
+                self._input_layer_grads(delta)
+                break
 
             # Hidden layer: back through W, then through the activation. With
             # one output unit the product is an outer product, which an
@@ -391,10 +400,37 @@ class FastStep:
                 np.multiply(delta, W_T, out=below)
             else:
                 np.matmul(delta, W_T, out=below)
-            self._times_derivative(l - 1, below)
+            below *= self._derivative(l - 1)
             if stack.masks[l - 1] is not None:
                 below *= stack.masks[l - 1]
             delta = below
+
+    def _input_layer_grads(self, delta: Array) -> None:
+        """``[dW0; db0]`` of a network of one hidden layer and one output.
+
+        The hidden delta ``delta W1^T * f'(z)`` has the entries
+        ``delta_r W1_j D_rj`` (``D = f'(z)``), so
+
+            [dW0; db0]_ij = sum_r A_ri delta_r W1_j D_rj
+                          = W1_j [(A * delta)^T D]_ij:
+
+        the product takes the derivative itself, and the two element-wise
+        passes over ``(m, rows, width)`` that the hidden delta costs become
+        one over ``(m, rows, features + 1)`` and one over ``(m, features + 1,
+        width)``: a saving when there are more rows than inputs (55 us of 378
+        per step for 4 members of 128 relu units at batch 256; at batch 1 it
+        would cost more than it saves). Most sweeps on a binary task have
+        this shape.
+        """
+        np = self.np
+        stack = self.stack
+        weighted = self._current["weighted"]
+        np.multiply(self._A, delta, out=weighted)
+        grads = self.grad_blocks[0]
+        np.matmul(weighted.transpose(0, 2, 1), self._derivative(0), out=grads)
+        grads *= stack.params[2].transpose(0, 2, 1)
+        if stack.masks[0] is not None:
+            grads *= stack.masks[0]
 
     def update(self, factor: float) -> None:
         """Applies the optimizer to ``theta`` with ``grad``, in place.
@@ -484,7 +520,7 @@ class FastStep:
         """
         np = self.np
         xp = self.stack.backend.xp
-        loss = self.stack.loss.value_and_delta
+        loss = self.stack.loss.value
         Z = self._logits
         m, n, k = (int(s) for s in Z.shape)
         # Targets shared by all members (one batch order) are broadcast.
@@ -495,13 +531,13 @@ class FastStep:
         if full:
             cut = full * batch_size
             shape = (m * full, batch_size, k)
-            value, _ = loss(
+            value = loss(
                 xp, np.reshape(Z[:, :cut], shape), np.reshape(T[:, :cut], shape)
             )
             parts.append(np.reshape(value, (m, full)).T)
         if rows > full * batch_size:
             cut = full * batch_size
-            value, _ = loss(xp, Z[:, cut:rows], T[:, cut:rows])
+            value = loss(xp, Z[:, cut:rows], T[:, cut:rows])
             parts.append(value[None, :])
         return np.concatenate(parts, axis=0)
 

@@ -25,19 +25,22 @@ def log_sigmoid(xp: ModuleType, z: Array) -> Array:
     return xp.minimum(z, 0.0) - xp.log1p(xp.exp(-xp.abs(z)))
 
 
-def binary_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+def binary_cross_entropy_value(xp: ModuleType, z: Array, y: Array) -> Array:
     """Mean binary cross-entropy of one logit per row against 0/1 targets.
 
     L = -[y log s(z) + (1 - y) log(1 - s(z))]
       = max(z, 0) - z y + log(1 + exp(-|z|))     (the log-sum-exp form)
-    dL/dz = s(z) - y.
     """
     batch = z.shape[1]
     per_row = xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     # Dividing before summing keeps the sum finite when every row's loss is huge.
-    loss = xp.sum(per_row / batch, axis=(1, 2))
-    delta = (sigmoid(xp, z) - y) / batch
-    return loss, delta
+    return xp.sum(per_row / batch, axis=(1, 2))
+
+
+def binary_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+    """The mean binary cross-entropy and dL/dz = (s(z) - y) / batch."""
+    delta = (sigmoid(xp, z) - y) / z.shape[1]
+    return binary_cross_entropy_value(xp, z, y), delta
 
 
 def log_softmax(xp: ModuleType, z: Array) -> Array:
@@ -56,20 +59,33 @@ def softmax(xp: ModuleType, z: Array) -> Array:
     return xp.exp(log_softmax(xp, z))
 
 
-def softmax_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+def _cross_entropy(xp: ModuleType, log_p: Array, y: Array) -> Array:
+    return -xp.sum((y * log_p) / log_p.shape[1], axis=(1, 2))
+
+
+def softmax_cross_entropy_value(xp: ModuleType, z: Array, y: Array) -> Array:
     """Mean categorical cross-entropy of ``k`` logits against one-hot targets.
 
-    L = -sum_k y_k log softmax(z)_k;  dL/dz = softmax(z) - y.
+    L = -sum_k y_k log softmax(z)_k.
     """
-    batch = z.shape[1]
+    return _cross_entropy(xp, log_softmax(xp, z), y)
+
+
+def softmax_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
+    """The mean categorical cross-entropy and dL/dz = (softmax(z) - y) / batch."""
     log_p = log_softmax(xp, z)
-    loss = -xp.sum((y * log_p) / batch, axis=(1, 2))
-    delta = (xp.exp(log_p) - y) / batch
-    return loss, delta
+    delta = (xp.exp(log_p) - y) / z.shape[1]
+    return _cross_entropy(xp, log_p, y), delta
+
+
+def mean_squared_error_value(xp: ModuleType, z: Array, y: Array) -> Array:
+    """Mean over rows and outputs of (z - y)^2."""
+    diff = z - y
+    return xp.sum(diff * diff, axis=(1, 2)) / (z.shape[1] * z.shape[2])
 
 
 def mean_squared_error(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
-    """Mean over rows and outputs of (z - y)^2;  dL/dz = 2 (z - y) / (batch k)."""
+    """The mean squared error and dL/dz = 2 (z - y) / (batch k)."""
     count = z.shape[1] * z.shape[2]
     diff = z - y
     loss = xp.sum(diff * diff, axis=(1, 2)) / count
@@ -83,19 +99,32 @@ def identity(xp: ModuleType, z: Array) -> Array:
 
 @dataclass(frozen=True)
 class Loss:
-    """An output layer: its loss with gradient, and its output function."""
+    """An output layer: its loss with gradient, the loss alone (for
+    evaluation, where the gradient would be wasted work), and its output
+    function."""
 
     name: str
     value_and_delta: Callable[[ModuleType, Array, Array], tuple[Array, Array]]
+    value: Callable[[ModuleType, Array, Array], Array]
     output: Callable[[ModuleType, Array], Array]
 
 
 LOSSES: dict[str, Loss] = {
-    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, sigmoid),
-    "softmax_cross_entropy": Loss(
-        "softmax_cross_entropy", softmax_cross_entropy, softmax
+    "binary_cross_entropy": Loss(
+        "binary_cross_entropy",
+        binary_cross_entropy,
+        binary_cross_entropy_value,
+        sigmoid,
     ),
-    "mean_squared_error": Loss("mean_squared_error", mean_squared_error, identity),
+    "softmax_cross_entropy": Loss(
+        "softmax_cross_entropy",
+        softmax_cross_entropy,
+        softmax_cross_entropy_value,
+        softmax,
+    ),
+    "mean_squared_error": Loss(
+        "mean_squared_error", mean_squared_error, mean_squared_error_value, identity
+    ),
 }
 
 TASK_LOSS = {

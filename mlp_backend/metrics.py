@@ -238,7 +238,10 @@ def _roc_counts(y_true: Any, scores: Any) -> tuple[Any, Any]:
         positives.
     """
     xp = array_namespace(y_true, scores)
-    order = xp.argsort(scores, descending=True)
+    # Highest first. Tied scores become one operating point below, so their
+    # order does not matter: an unstable sort of the negated scores is enough
+    # and about twice as fast as a stable descending one (measured on NumPy).
+    order = xp.argsort(-scores, stable=False)
     ranked = xp.take(scores, order, axis=0)
     positive = xp.astype(xp.take(y_true, order, axis=0) == 1, xp.int64)
 

@@ -174,35 +174,51 @@ def to_device(
 
 
 def validation_metrics(
-    backend: Backend, task: str, y: Array, output: Array
-) -> dict[str, float]:
-    """The per-epoch validation figures of one member as Python floats.
+    backend: Backend, task: str, y: Array, outputs: Array, rows: Sequence[int]
+) -> list[dict[str, float]]:
+    """The per-epoch validation figures of some members, as Python floats.
+
+    All figures of all members come to the host in one copy: on CuPy, a copy
+    per figure and member would wait for the device each time.
 
     Args:
         y: Class indices (or targets, for regression) ``(n,)``.
-        output: The member's probabilities or values ``(n, outputs)``.
+        outputs: The stack's probabilities or values ``(m, n, outputs)``.
+        rows: The members (rows of ``outputs``) to score.
+
+    Returns:
+        One dict of figures per entry of ``rows``.
     """
     xp = backend.xp
+    figures = [_figures(xp, task, y, outputs[i, ...]) for i in rows]
+    if not figures:
+        return []
+    names = list(figures[0])
+    flat = xp.stack([xp.astype(f[k], xp.float64) for f in figures for k in names])
+    host = backend.to_host(flat).reshape(len(figures), len(names))
+    return [dict(zip(names, (float(v) for v in row), strict=True)) for row in host]
+
+
+def _figures(xp: Any, task: str, y: Array, output: Array) -> dict[str, Array]:
+    """One member's validation figures as 0-d arrays; ``output`` ``(n, outputs)``."""
     if task == "binary":
         p = output[:, 0]
         pred = xp.astype(p > 0.5, xp.int64)
-        values = {
+        return {
             "val_accuracy": metrics.accuracy(y, pred),
             "val_f1": metrics.f1(y, pred),
             "val_roc_auc": metrics.roc_auc(y, p),
         }
-    elif task == "multiclass":
+    if task == "multiclass":
         pred = xp.argmax(output, axis=1)
-        values = {
+        return {
             "val_accuracy": metrics.accuracy(y, pred),
             "val_f1": metrics.macro_f1(y, pred, int(output.shape[1])),
         }
-    else:
-        values = {
-            "val_mse": metrics.mse(y, output[:, 0]),
-            "val_r2": metrics.r2(y, output[:, 0]),
-        }
-    return {k: backend.scalar(v) for k, v in values.items()}
+    return {
+        "val_mse": metrics.mse(y, output[:, 0]),
+        "val_r2": metrics.r2(y, output[:, 0]),
+    }
 
 
 @dataclass
@@ -469,9 +485,19 @@ class Trainer:
                     )
 
             outputs_z = stepper.logits(self.data.X_val)
-            val_loss, _ = stack.loss.value_and_delta(xp, outputs_z, self.data.T_val)
+            val_loss = stack.loss.value(xp, outputs_z, self.data.T_val)
             val_loss_host = self.backend.to_host(val_loss)
             outputs = stack.loss.output(xp, outputs_z)
+            scored = [i for i in range(m) if i not in ended]
+            figures = dict(
+                zip(
+                    scored,
+                    validation_metrics(
+                        self.backend, self.data.task, self.data.y_val, outputs, scored
+                    ),
+                    strict=True,
+                )
+            )
             improved = np.zeros(m, dtype=bool)
             monitored: dict[int, float] = {}
             for i, j in enumerate(active):
@@ -481,9 +507,7 @@ class Trainer:
                     "epoch": epoch,
                     "train_loss": float(train_loss_host[i]),
                     "val_loss": float(val_loss_host[i]),
-                    **validation_metrics(
-                        self.backend, self.data.task, self.data.y_val, outputs[i, ...]
-                    ),
+                    **figures[i],
                     "lr": float(self.members[j].lr) * factor,
                     "seconds": seconds,
                 }

@@ -44,13 +44,20 @@ on_fast = pytest.mark.parametrize("backend", IN_PLACE, indirect=True)
 on_fast32 = pytest.mark.parametrize("backend32", IN_PLACE, indirect=True)
 
 
-def problem(backend: Backend, activation: str, loss: str, seed: int = 0):
+def problem(
+    backend: Backend,
+    activation: str,
+    loss: str,
+    seed: int = 0,
+    widths: list[tuple[int, ...]] = WIDTHS,
+):
     """Two identical padded stacks and one epoch of data in batch order."""
     rng = np.random.default_rng(seed)
     k = 3 if loss == "softmax_cross_entropy" else 1
-    shape = Shape(5, (6, 4), k, activation, loss)
+    widest = tuple(max(col) for col in zip(*widths, strict=True))
+    shape = Shape(5, widest, k, activation, loss)
     init = ACTIVATIONS[activation].init
-    members = [init_weights(rng, (5, *w, k), init) for w in WIDTHS]
+    members = [init_weights(rng, (5, *w, k), init) for w in widths]
     X = rng.normal(size=(len(WIDTHS), ROWS, 5))
     if loss == "softmax_cross_entropy":
         T = np.eye(k)[rng.integers(0, k, size=(len(WIDTHS), ROWS))]
@@ -97,6 +104,27 @@ def test_fast_step_matches_generic(backend: Backend, activation, loss, kind):
         assert losses[0].shape == (3, len(WIDTHS))
         assert_close(backend, [losses[0]], [losses[1]])
         assert_close(backend, fast_stack.params, generic_stack.params)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "mean_squared_error"])
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@on_fast
+def test_one_hidden_layer_and_one_output(backend: Backend, activation, loss, kind):
+    """The shortcut for the input layer's gradients (padded widths included)."""
+    widths = [(6,), (3,), (5,)]
+    (fast_stack, generic_stack), X, T = problem(
+        backend, activation, loss, widths=widths
+    )
+    fast = FastStep(fast_stack, optimizer(backend, kind))
+    generic = GenericStep(generic_stack, optimizer(backend, kind))
+    for _ in range(2):
+        losses = run_epoch(fast, X, T, 1.0), run_epoch(generic, X, T, 1.0)
+        assert_close(backend, [losses[0]], [losses[1]])
+        assert_close(backend, fast_stack.params, generic_stack.params)
+    W0 = backend.to_host(fast_stack.params[0])
+    assert np.all(W0[1, :, 3:] == 0.0), "member 1 has 3 units"
+    assert np.all(W0[2, :, 5:] == 0.0), "member 2 has 5 units"
 
 
 @pytest.mark.parametrize("kind", OPTIMIZERS)
