@@ -9,10 +9,12 @@ Usage::
    the whole ``mlp-backend sweep`` command, fused with the default workers,
    against ``--no-fuse --workers 1``.
 2. Time per member-epoch of the Trainer for 1, 8, 64 and 256 stacked members.
-3. One-at-a-time PyTorch on the same grid, when torch is installed: its
-   training loops only (with a validation pass per epoch), timed in this
-   process, against our whole command with its start-up, data loading and
-   run files; with PyTorch's default threads and with one.
+3. One-at-a-time PyTorch on the same grid, when torch is installed, with
+   PyTorch's default threads and with one: its training loops only (with a
+   validation pass per epoch), timed in this process, against our whole
+   command with its start-up, data loading and run files; and, like for
+   like, the same loops as a whole process of their own (Python, ``import
+   torch``, reading the data with this package's loader for the same split).
 4. With ``--reference``: ``--preset reference`` fused and with ``--no-fuse``.
 """
 
@@ -154,6 +156,19 @@ def torch_grid(torch, data: Path, threads: int | None = None) -> float:
     return seconds
 
 
+def torch_process(data: Path, threads: int | None) -> float:
+    """Seconds of a fresh process that imports torch and runs :func:`torch_grid`."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import torch, sweep\n"
+        f"sweep.torch_grid(torch, Path({str(data)!r}), {threads!r})\n"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -202,13 +217,16 @@ def main() -> None:
         except ImportError:
             print("PyTorch comparison skipped: torch is not installed")
         else:
-            # The peer's training loops only, against our whole command.
             for label, threads in (("default threads", None), ("1 thread", 1)):
+                # The peer's training loops only, against our whole command.
                 seconds = torch_grid(torch, data, threads)
+                # Like for like: a whole PyTorch process against ours.
+                whole = torch_process(data, threads)
                 print(
                     f"16-config grid, one-at-a-time PyTorch {torch.__version__} "
-                    f"({label}): {seconds:.1f}s, ratio to the fused sweep "
-                    f"{seconds / fused:.2f}x"
+                    f"({label}): loops {seconds:.1f}s, ratio to the fused sweep "
+                    f"{seconds / fused:.2f}x; whole process {whole:.1f}s, ratio "
+                    f"{whole / fused:.2f}x"
                 )
 
         if args.reference:
