@@ -19,18 +19,23 @@ before each checkpoint, so a record stays the same size however long the run.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlp_backend.errors import RunError
+from mlp_backend.optim import SLOTS
 from mlp_backend.runs import FORMAT, read_records, replace_bytes
 from mlp_backend.train import MemberState
+
+logger = logging.getLogger(__name__)
 
 NAME = "checkpoint.log"
 MAGIC = b"MLPCKPT1"
@@ -90,8 +95,9 @@ class CheckpointLog:
         self._appended += 1
 
 
-def last_record(data: bytes) -> tuple[bytes, bytes] | None:
-    """The metadata and values of the last whole record of a log, if any.
+def last_record(data: bytes) -> tuple[bytes, bytes, bool] | None:
+    """The metadata and values of the last whole record of a log, if any, and
+    whether the log ends with it (False: a torn tail follows).
 
     Reading stops at the first record that is short or fails its CRC: only
     the tail can be torn, since the writer never appends to a torn log.
@@ -108,15 +114,24 @@ def last_record(data: bytes) -> tuple[bytes, bytes] | None:
         if zlib.crc32(values, zlib.crc32(body)) != crc:
             break
         last, offset = (body, values), end
-    return last
+    return None if last is None else (*last, offset == len(data))
 
 
-def load_checkpoint(path: Path) -> MemberState:
+def load_checkpoint(
+    path: Path, sizes: Sequence[int] | None = None, optimizer: str | None = None
+) -> MemberState:
     """Reads the newest state back, with the epoch records of its run folder.
+
+    Args:
+        sizes: The network's layer sizes ``(features, *hidden, outputs)``:
+            the state must have exactly its parameter shapes.
+        optimizer: The run's optimizer: the state must have its slots.
 
     Raises:
         RunError: The file is missing or holds no whole record, a record
-            lacks a field, or ``metrics.jsonl`` beside it lacks its epochs.
+            lacks a field or holds an impossible value, the state does not
+            fit ``sizes`` or ``optimizer``, or ``metrics.jsonl`` beside it
+            lacks its epochs.
     """
     try:
         data = path.read_bytes()
@@ -127,7 +142,13 @@ def load_checkpoint(path: Path) -> MemberState:
     record = last_record(data)
     if record is None:
         raise RunError(f"{path}: not a readable checkpoint (no whole record)")
-    body, raw = record
+    body, raw, whole = record
+    if not whole:
+        logger.warning(
+            "%s: the bytes after the last whole record are torn (a kill in the "
+            "middle of a write); going on from that record",
+            path,
+        )
     try:
         meta: dict[str, Any] = json.loads(body.decode())
         dtype = np.dtype(meta["dtype"])
@@ -135,32 +156,67 @@ def load_checkpoint(path: Path) -> MemberState:
             raise ValueError(f"values of dtype {dtype}")
         values = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
         shapes = [tuple(int(n) for n in shape) for shape in meta["shapes"]]
-        sizes = [math.prod(shape) for shape in shapes]
-        if sum(sizes) != values.size:
+        counts = [math.prod(shape) for shape in shapes]
+        if any(n < 0 for shape in shapes for n in shape) or sum(counts) != values.size:
             raise ValueError(f"{values.size} values for shapes {shapes}")
         arrays, start = [], 0
-        for shape, size in zip(shapes, sizes, strict=True):
-            arrays.append(values[start : start + size].reshape(shape))
-            start += size
+        for shape, count in zip(shapes, counts, strict=True):
+            arrays.append(values[start : start + count].reshape(shape))
+            start += count
         slots = int(meta["slots"])
+        if slots < 0:
+            raise ValueError(f"{slots} optimizer slots")
         count = len(arrays) // (2 + slots)
         if count * (2 + slots) != len(arrays):
             raise ValueError(f"{len(arrays)} arrays for {slots} optimizer slots")
         groups = [arrays[g * count : (g + 1) * count] for g in range(2 + slots)]
         value = meta["best_value"]
-        epoch = int(meta["epoch"])
-        history = read_records(path.parent / "metrics.jsonl", epoch)
-        return MemberState(
-            epoch=epoch,
-            steps=int(meta["steps"]),
-            params=groups[0],
-            best=groups[1],
-            moments=groups[2:],
-            shuffle=dict(meta["shuffle"]),
-            best_value=math.inf if value is None else float(value),
-            best_epoch=int(meta["best_epoch"]),
-            waited=int(meta["waited"]),
-            history=history,
-        )
+        epoch, steps = int(meta["epoch"]), int(meta["steps"])
+        best_epoch, waited = int(meta["best_epoch"]), int(meta["waited"])
+        if epoch < 1 or steps < 0 or not 0 <= best_epoch <= epoch or waited < 0:
+            raise ValueError(
+                f"epoch {epoch}, steps {steps}, best epoch {best_epoch}, "
+                f"waited {waited}"
+            )
+        shuffle = dict(meta["shuffle"])
+        # The batch-order generator's state, checked by loading it into one.
+        np.random.PCG64().state = shuffle
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"{path}: the checkpoint is incomplete ({exc})") from None
+    _check_fit(path, groups, sizes, optimizer)
+    return MemberState(
+        epoch=epoch,
+        steps=steps,
+        params=groups[0],
+        best=groups[1],
+        moments=groups[2:],
+        shuffle=shuffle,
+        best_value=math.inf if value is None else float(value),
+        best_epoch=best_epoch,
+        waited=waited,
+        history=read_records(path.parent / "metrics.jsonl", epoch),
+    )
+
+
+def _check_fit(
+    path: Path,
+    groups: list[list[np.ndarray]],
+    sizes: Sequence[int] | None,
+    optimizer: str | None,
+) -> None:
+    """Raises RunError unless the state has the network's shapes and slots."""
+    if optimizer is not None and len(groups) - 2 != SLOTS.get(optimizer):
+        raise RunError(
+            f"{path}: the checkpoint holds {len(groups) - 2} optimizer slot(s), "
+            f"not those of {optimizer}; it is not this run's"
+        )
+    if sizes is None:
+        return
+    shapes = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    if any([a.shape for a in group] != shapes for group in groups):
+        raise RunError(
+            f"{path}: the checkpoint does not fit the network of layer sizes "
+            f"{', '.join(str(n) for n in sizes)}; it is not this run's"
+        )

@@ -37,7 +37,7 @@ from typing import Any
 
 from mlp_backend.backend import Backend
 from mlp_backend.model import Stack
-from mlp_backend.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Optimizer
+from mlp_backend.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, SLOTS, Optimizer
 
 Array = Any
 
@@ -175,7 +175,7 @@ class FastStep:
         They start at zero, or hold the optimizer's state when it has some (a
         stack rebuilt after a compaction keeps its moments).
         """
-        count = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}[optimizer.kind]
+        count = SLOTS[optimizer.kind]
         if optimizer.state:
             return [self._flat(optimizer.state[g], dtype) for g in range(count)]
         return [self.np.zeros((m, self.size), dtype=dtype) for _ in range(count)]

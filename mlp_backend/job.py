@@ -443,18 +443,21 @@ class StopFlag:
     """Whether training should stop: a signal, or a ``stop.request`` file.
 
     Polled after every batch, so the common case is one attribute read; the
-    stop files are looked at no more than twice a second.
+    stop files (in ``folders``, and the paths ``also``) are looked at no more
+    than twice a second.
     """
 
-    def __init__(self, folders: Sequence[RunFolder] = ()) -> None:
-        self.folders = list(folders)
+    def __init__(
+        self, folders: Sequence[RunFolder] = (), also: Sequence[Path] = ()
+    ) -> None:
+        self.files = [f.path / STOP_REQUEST for f in folders] + list(also)
         self._next_look = 0.0
 
     def __call__(self) -> bool:
         if _INTERRUPT.is_set():
             return True
         now = time.monotonic()
-        if self.folders and now >= self._next_look:
+        if self.files and now >= self._next_look:
             self._next_look = now + 0.5
-            return any(f.stop_requested for f in self.folders)
+            return any(path.exists() for path in self.files)
         return False

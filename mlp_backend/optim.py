@@ -25,6 +25,8 @@ from mlp_backend.model import take_members
 Array = Any
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+#: State arrays per parameter that each optimizer keeps (velocity, moments).
+SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 SCHEDULES = ("none", "step", "cosine")
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999

@@ -33,6 +33,8 @@ STATES = (
     "pruned",
 )
 STOP_REQUEST = "stop.request"
+#: Held by the process that trains a single run, so that no other can.
+RUN_LOCK = "run.lock"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -185,8 +187,9 @@ class RunFolder:
         path: The run folder (existing, empty or being resumed).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "sweep") -> None:
         self.path = path
+        self.what = what
         self.started = time.time()
         self.status: dict[str, Any] = {}
         # Reopening a run keeps what its status already says (epochs, start).
@@ -234,15 +237,17 @@ class RunFolder:
 
 
 class FolderLock:
-    """An exclusive lock file that keeps two processes out of one sweep folder.
+    """An exclusive lock file that keeps two processes out of one run or sweep
+    folder (``run.lock``, ``sweep.lock``).
 
     The file holds the owner's host and pid. A lock left by a process that no
     longer exists on this host is taken over, so ``kill -9`` does not block a
     later ``--resume``.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "sweep") -> None:
         self.path = path
+        self.what = what
 
     def __enter__(self) -> FolderLock:
         mine = f"{socket.gethostname()} {os.getpid()}"
@@ -253,7 +258,8 @@ class FolderLock:
                 if not self._stale():
                     owner = self.path.read_text(errors="replace").strip()
                     raise RunError(
-                        f"{self.path.parent} is in use by another sweep ({owner}); "
+                        f"{self.path.parent} is in use by another {self.what} "
+                        f"({owner}); "
                         f"wait for it, or remove {self.path} if that process is gone"
                     ) from None
                 self.path.unlink(missing_ok=True)

@@ -484,55 +484,64 @@ class Trainer:
                         step,
                     )
 
-            outputs_z = stepper.logits(self.data.X_val)
-            val_loss = stack.loss.value(xp, outputs_z, self.data.T_val)
-            val_loss_host = self.backend.to_host(val_loss)
-            outputs = stack.loss.output(xp, outputs_z)
-            scored = [i for i in range(m) if i not in ended]
-            figures = dict(
-                zip(
-                    scored,
-                    validation_metrics(
-                        self.backend, self.data.task, self.data.y_val, outputs, scored
-                    ),
-                    strict=True,
-                )
-            )
-            improved = np.zeros(m, dtype=bool)
+            # An epoch that a stop request cut short is not recorded: its
+            # figures would pass for a whole epoch's, and a resume goes on
+            # from the checkpoint of the last whole one anyway.
+            cut_short = stopped and done < len(starts)
             monitored: dict[int, float] = {}
-            for i, j in enumerate(active):
-                if i in ended:
-                    continue
-                record = {
-                    "epoch": epoch,
-                    "train_loss": float(train_loss_host[i]),
-                    "val_loss": float(val_loss_host[i]),
-                    **figures[i],
-                    "lr": float(self.members[j].lr) * factor,
-                    "seconds": seconds,
-                }
-                tracker = trackers[j]
-                tracker.history.append(record)
-                value = record[cfg.monitor]
-                monitored[j] = value
-                if math.isfinite(value) and sign * value < tracker.best:
-                    tracker.best, tracker.best_epoch, tracker.waited = (
-                        sign * value,
-                        epoch,
-                        0,
+            if not cut_short:
+                outputs_z = stepper.logits(self.data.X_val)
+                val_loss = stack.loss.value(xp, outputs_z, self.data.T_val)
+                val_loss_host = self.backend.to_host(val_loss)
+                outputs = stack.loss.output(xp, outputs_z)
+                scored = [i for i in range(m) if i not in ended]
+                figures = dict(
+                    zip(
+                        scored,
+                        validation_metrics(
+                            self.backend,
+                            self.data.task,
+                            self.data.y_val,
+                            outputs,
+                            scored,
+                        ),
+                        strict=True,
                     )
-                    improved[i] = True
-                else:
-                    tracker.waited += 1
-                for cb in self.callbacks:
-                    cb.on_epoch(j, record)
+                )
+                improved = np.zeros(m, dtype=bool)
+                for i, j in enumerate(active):
+                    if i in ended:
+                        continue
+                    record = {
+                        "epoch": epoch,
+                        "train_loss": float(train_loss_host[i]),
+                        "val_loss": float(val_loss_host[i]),
+                        **figures[i],
+                        "lr": float(self.members[j].lr) * factor,
+                        "seconds": seconds,
+                    }
+                    tracker = trackers[j]
+                    tracker.history.append(record)
+                    value = record[cfg.monitor]
+                    monitored[j] = value
+                    if math.isfinite(value) and sign * value < tracker.best:
+                        tracker.best, tracker.best_epoch, tracker.waited = (
+                            sign * value,
+                            epoch,
+                            0,
+                        )
+                        improved[i] = True
+                    else:
+                        tracker.waited += 1
+                    for cb in self.callbacks:
+                        cb.on_epoch(j, record)
 
-            if bool(np.any(improved)):
-                mask = self.backend.asarray(improved)[:, None, None]
-                best = [
-                    xp.where(mask, p, b)
-                    for p, b in zip(stack.params, best, strict=True)
-                ]
+                if bool(np.any(improved)):
+                    mask = self.backend.asarray(improved)[:, None, None]
+                    best = [
+                        xp.where(mask, p, b)
+                        for p, b in zip(stack.params, best, strict=True)
+                    ]
 
             # Who stops now: stop request, patience, pruning, the last epoch.
             pruned = set(self.pruner(epoch, monitored)) if self.pruner else set()
@@ -540,7 +549,15 @@ class Trainer:
                 if i in ended:
                     continue
                 tracker = trackers[j]
-                if stopped:
+                if cut_short:
+                    state, reason = (
+                        "stopped",
+                        (
+                            f"stop requested during epoch {epoch} (after {done} of "
+                            f"{len(starts)} steps; that epoch is not recorded)"
+                        ),
+                    )
+                elif stopped:
                     state, reason = "stopped", f"stop requested during epoch {epoch}"
                 elif j in pruned:
                     state, reason = "pruned", f"pruned after epoch {epoch}"
@@ -559,7 +576,12 @@ class Trainer:
                 source = best if tracker.best_epoch else stack.params
                 kept = Stack(self.backend, stack.shape, stack.widths, source)
                 ended[i] = self._ended(
-                    j, state, epoch, tracker, kept.member_to_host(i), reason
+                    j,
+                    state,
+                    epoch - 1 if cut_short else epoch,
+                    tracker,
+                    kept.member_to_host(i),
+                    reason,
                 )
 
             for i, result in ended.items():

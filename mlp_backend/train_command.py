@@ -13,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from mlp_backend.backend import get_backend
+from mlp_backend.backend import Backend, get_backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import load_checkpoint
 from mlp_backend.data import check_features, load_table
-from mlp_backend.errors import DataError, MLPBackendError, UsageError
+from mlp_backend.errors import DataError, MLPBackendError, RunError, UsageError
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
     RESUMABLE,
     TRAINING_KEYS,
+    Dataset,
     Recorder,
     StopFlag,
     catch_interrupts,
@@ -36,7 +37,14 @@ from mlp_backend.job import (
 )
 from mlp_backend.options import int_list, label_value
 from mlp_backend.persist import load_model
-from mlp_backend.runs import RunFolder, check_name, create_folder, read_json
+from mlp_backend.runs import (
+    RUN_LOCK,
+    FolderLock,
+    RunFolder,
+    check_name,
+    create_folder,
+    read_json,
+)
 from mlp_backend.train import MemberState
 
 logger = logging.getLogger(__name__)
@@ -89,9 +97,19 @@ def resumable(path: Path) -> tuple[dict[str, Any], MemberState]:
     if not (path / CHECKPOINT).is_file():
         raise UsageError(
             f"--resume: {path} has no {CHECKPOINT} (it ended before its first "
-            "epoch); train it again"
+            "epoch, or the file was removed); train it again"
         )
-    return config, load_checkpoint(path / CHECKPOINT)
+    try:
+        model = config["model"]
+        sizes = (
+            int(config["data"]["features"]),
+            *(int(w) for w in model["hidden"]),
+            int(model["outputs"]),
+        )
+        optimizer = str(config["training"]["optimizer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{path / 'config.json'}: incomplete ({exc})") from None
+    return config, load_checkpoint(path / CHECKPOINT, sizes, optimizer)
 
 
 def options_of(config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +147,7 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     the run folder is created, so bad input leaves nothing behind.
     """
     resume = options.get("resume")
-    state = None
+    state, recorded = None, None
     if resume is not None:
         recorded, state = resumable(Path(resume))
         options = options_of(recorded, options)
@@ -155,13 +173,38 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
 
     if state is None:
         path = create_folder(Path(options["runs_dir"]), options["name"])
+    else:
+        path = Path(resume)
+    # One process trains a run: a second resume, or a resume of a run that
+    # is still training, is refused here (a kill -9 leaves a stale lock,
+    # which is taken over).
+    with FolderLock(path / RUN_LOCK, "run"):
+        return _train_run(
+            options, display, estimator, backend, dataset, path, state, recorded
+        )
+
+
+def _train_run(
+    options: dict[str, Any],
+    display: str,
+    estimator: MLPClassifier | MLPRegressor,
+    backend: Backend,
+    dataset: Dataset,
+    path: Path,
+    state: MemberState | None,
+    recorded: dict[str, Any] | None,
+) -> str:
+    """Trains into the run folder ``path`` (new, or resumed from ``state``)."""
+    hidden = int_list(options["hidden"], "--hidden")
+    if state is None:
         folder = RunFolder(path)
         model, training = run_settings(dataset, hidden, options)
         config = run_config(path.name, dataset, backend, model, training)
         folder.write_config(config)
         folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
     else:
-        path, config = Path(resume), recorded
+        assert recorded is not None
+        config = recorded
         folder = resume_folder(path, state.epoch)
         logger.info("run %s: going on after epoch %d", path, state.epoch)
     folder.event(f"training on {backend.device_name} ({backend.dtype_name})")

@@ -7,6 +7,7 @@ uninterrupted run: the oracle behind ``sweep --resume`` after ``kill -9``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +188,37 @@ def test_the_log_is_compacted(backend: Backend, tmp_path: Path) -> None:
         assert HEADER.size < path.stat().st_size <= COMPACT_AFTER * size
     # 3 * COMPACT_AFTER + 1 writes: the last one started a fresh log.
     assert path.stat().st_size == size
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epoch": -3}, "incomplete"),
+        ({"best_epoch": 9}, "incomplete"),
+        ({"shuffle": {"bit_generator": "PCG64", "state": 7}}, "incomplete"),
+        ({"moments": []}, "not those of adam"),
+    ],
+)
+def test_an_impossible_checkpoint_is_a_clear_error(
+    backend: Backend, tmp_path: Path, change: dict, message: str
+) -> None:
+    data = synthetic(backend)
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config("adam"),
+        MEMBERS[:1],
+        data,
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    good = states[1]
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    path = tmp_path / "checkpoint.log"
+    sizes = (5, *MEMBERS[0].hidden, 1)
+    CheckpointLog(path).write(good)
+    assert load_checkpoint(path, sizes, "adam").epoch == 2
+    with pytest.raises(RunError, match="does not fit the network"):
+        load_checkpoint(path, (5, 6, 5, 1), "adam")
+    CheckpointLog(path).write(dataclasses.replace(good, **change))
+    with pytest.raises(RunError, match=message):
+        load_checkpoint(path, sizes, "adam")

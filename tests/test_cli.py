@@ -25,7 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from mlp_backend.backend import cupy_problem
+from mlp_backend.checkpoint import CheckpointLog
 from mlp_backend.cli import main
+from mlp_backend.train import MemberState
 from mlp_backend.train_command import run_evaluate
 from tests.conftest import CASES, case_file
 
@@ -489,6 +491,59 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
 
     finished = invoke("train", "--resume", folder)
     assert finished.exit_code == 2 and "ended finished" in finished.output
+
+
+def test_a_run_that_is_training_cannot_be_resumed_beside_it(tmp_path, subset):
+    runs = tmp_path / "runs"
+    slow = ["--epochs", "400", "--hidden", "8", "--batch-size", "64"]
+    proc = command(
+        "train", "--data", subset, "--runs-dir", runs, "--name", "live", *slow
+    )
+    folder = runs / "live"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (folder / "checkpoint.log").is_file():
+                break
+            time.sleep(0.02)
+        assert (folder / "run.lock").is_file()
+        second = invoke("train", "--resume", folder)
+        assert second.exit_code == 2
+        assert "in use by another run" in second.output
+    finally:
+        proc.kill()
+        proc.communicate()
+    # The kill left its lock behind; the process is gone, so a resume takes it.
+    assert (folder / "run.lock").is_file()
+    assert invoke("train", "--resume", folder).exit_code == 0
+    assert not (folder / "run.lock").exists()
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path, subset):
+    runs = tmp_path / "runs"
+    assert invoke("train", "--data", subset, "--runs-dir", runs, "--name", "a", *FAST)
+    folder = runs / "a"
+    # Make it look killed after an epoch, with a checkpoint of 16 hidden units.
+    (folder / "summary.json").unlink()
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=s) for s in ((10, 16), (16,), (16, 1), (1,))]
+    state = MemberState(
+        epoch=1,
+        steps=10,
+        params=params,
+        best=params,
+        moments=[params, params],
+        shuffle=np.random.default_rng(0).bit_generator.state,
+        best_value=0.5,
+        best_epoch=1,
+        waited=0,
+        history=[],
+    )
+    CheckpointLog(folder / "checkpoint.log").write(state)
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 2, result.output
+    assert "does not fit the network of layer sizes 10, 8, 1" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_a_cupy_that_fails_to_import_breaks_nothing(tmp_path, subset):

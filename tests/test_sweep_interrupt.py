@@ -77,9 +77,21 @@ def test_signal_stops_the_sweep_then_resume_finishes(
     assert "interrupted" in states and "failed" not in states, states
     for record in records:
         if record["state"] == "interrupted":
-            status = json.loads((folder / record["name"] / "status.json").read_text())
+            trial = folder / record["name"]
+            status = json.loads((trial / "status.json").read_text())
             assert status["state"] == "interrupted"
-            assert (folder / record["name"] / "model.npz").is_file()
+            summary = json.loads((trial / "summary.json").read_text())
+            assert summary["state"] == "interrupted"
+            assert (trial / "model.npz").is_file()
+            assert not (trial / "stop.request").exists()
+            metrics = trial / "metrics.jsonl"
+            # A trial stopped in its first epoch has recorded none.
+            epochs = metrics.read_text().count("\n") if metrics.exists() else 0
+            assert epochs == summary["epochs_run"], "a cut epoch was recorded"
+    # Groups not begun were left alone, and the sweep's request is gone.
+    begun = {p.name for p in folder.glob("trial-*")}
+    assert begun == {r["name"] for r in records}
+    assert not (folder / "stop.request").exists()
     assert len(records) < 8
 
     resumed = subprocess.run(

@@ -383,12 +383,15 @@ def test_early_stopping_restores_best_weights(backend):
     np.testing.assert_allclose(backend.scalar(loss[0]), best, rtol=1e-12)
 
 
-def test_should_stop_ends_after_the_current_batch(backend32):
+@pytest.mark.parametrize(
+    "stop_at, whole", [(10, 1), (12, 2)], ids=["mid-epoch", "at-epoch-end"]
+)
+def test_should_stop_ends_after_the_current_batch(backend32, stop_at, whole):
     calls = []
 
     def should_stop():
         calls.append(1)
-        return len(calls) >= 10
+        return len(calls) >= stop_at
 
     seen = Recorder()
     config = TrainConfig(activation="tanh", batch_size=32, epochs=20, patience=0)
@@ -400,13 +403,16 @@ def test_should_stop_ends_after_the_current_batch(backend32):
         [seen],
         should_stop,
     ).run()[0]
-    # 180 training rows in batches of 32: 6 steps per epoch, stop in epoch 2.
-    assert len(calls) == 10
+    # 180 training rows in batches of 32: 6 steps per epoch, stop in epoch 2,
+    # after its 4th step or after its last. Only whole epochs are recorded.
+    assert len(calls) == stop_at
     assert result.state == "stopped"
-    assert result.epochs_run == 2
-    assert "epoch 2" in result.reason
+    assert result.epochs_run == whole
+    assert "during epoch 2" in result.reason
+    assert ("not recorded" in result.reason) == (whole == 1)
     assert seen.ends == [(0, "stopped")]
-    assert [r["epoch"] for _, r in seen.records] == [1, 2]
+    assert [r["epoch"] for _, r in seen.records] == list(range(1, whole + 1))
+    assert [r["epoch"] for r in result.history] == list(range(1, whole + 1))
     assert all(np.all(np.isfinite(p)) for p in result.params)
 
 

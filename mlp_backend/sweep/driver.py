@@ -17,7 +17,7 @@ from mlp_backend.backend import resolve_name
 from mlp_backend.errors import UsageError
 from mlp_backend.job import catch_interrupts, check_metric
 from mlp_backend.options import label_value, option_name
-from mlp_backend.runs import FolderLock
+from mlp_backend.runs import STOP_REQUEST, FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
     Settings,
@@ -72,6 +72,11 @@ def _check_execution(options: dict[str, Any]) -> None:
             raise UsageError(f"{option_name(key)}: must be at least 1, got {value}")
     if options.get("scheduler") and options.get("dask_local"):
         raise UsageError("--scheduler and --dask-local: choose one")
+    if options.get("prune") and options.get("no_fuse"):
+        raise UsageError(
+            "--prune: successive halving compares the members of a fused stack; "
+            "with --no-fuse nothing would be pruned, so leave one out"
+        )
     if options.get("prune") not in (None, *PRUNERS):
         raise UsageError(
             f"--prune: expected one of {', '.join(PRUNERS)}, got {options['prune']!r}"
@@ -156,7 +161,9 @@ def _run_locked(
     fuse: bool,
     options: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    # A resume keeps trials that ended and records any a kill left unrecorded.
+    # A resume keeps trials that ended and records any a kill left unrecorded;
+    # a kill after an interrupt may also have left the sweep's stop request.
+    (folder.path / STOP_REQUEST).unlink(missing_ok=True)
     folder.drop_torn_line()
     kept = folder.finished(len(trials))
     recorded = folder.results()
@@ -188,18 +195,21 @@ def _run_locked(
     # Pruning compares the members of one stack, so pruned stacks stay whole.
     if fuse and not options.get("scheduler") and not settings.prune:
         groups = balance(trials, groups, workers)
+    if not options.get("dask_local"):
+        # A local worker beyond one per group would have nothing to do.
+        workers = max(1, min(workers, len(groups)))
     logger.info(
-        "sweep %s: %d trials (%d kept, %d resumed) in %d groups on %s",
+        "sweep %s: %d trials (%d kept, %d resumed) in %s on %s",
         folder.path,
         len(trials),
         len(kept),
         sum(1 for epoch in started.values() if epoch),
-        len(groups),
+        _count(len(groups), "group"),
         options.get("scheduler")
         or (
             f"a Dask LocalCluster of {options['dask_local']}"
             if options.get("dask_local")
-            else f"{workers} worker(s)"
+            else _count(workers, "worker")
         ),
     )
 
@@ -220,3 +230,7 @@ def _run_locked(
             run_groups(folder, trials, groups, settings, executor, tell)
     results = folder.results()
     return [results[i] for i in sorted(results)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

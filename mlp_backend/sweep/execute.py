@@ -211,22 +211,15 @@ def run_groups(
         for future in done:
             written += _record(folder, trials, futures[future], future, on_result)
         if interrupted() and pending:
-            _stop_in_flight(folder, [futures[f] for f in pending if not f.cancel()])
-            pending = {f for f in pending if not f.cancelled()}
+            # A file rather than signals, because workers may be Dask processes
+            # on other machines that share only the sweep folder: groups in
+            # flight stop as interrupted, and groups that a worker had already
+            # taken do not start (see worker.run_group).
+            (folder.path / STOP_REQUEST).touch()
+            pending = {f for f in pending if not f.cancel()}
+    # Every group has ended: the request has done its work.
+    (folder.path / STOP_REQUEST).unlink(missing_ok=True)
     return written
-
-
-def _stop_in_flight(folder: SweepFolder, groups: Sequence[Group]) -> None:
-    """Asks the trials that are training to stop, through their stop files.
-
-    Files rather than signals, because workers may be Dask processes on other
-    machines that share only the sweep folder.
-    """
-    for group in groups:
-        for i in group.trials:
-            path = folder.trial_path(i)
-            if path.is_dir():
-                (path / STOP_REQUEST).touch()
 
 
 def _record(
@@ -256,13 +249,6 @@ def _record(
                 trial.set_status(state, reason=message)
     for outcome in outcomes:
         i = outcome["trial"]
-        if outcome["state"] == "stopped" and interrupted():
-            # Stopped by the sweep's own interrupt, not by a person's stop
-            # request: the trial was in flight, and a resume trains it again.
-            outcome = {**outcome, "state": "interrupted"}
-            RunFolder(folder.trial_path(i)).set_status(
-                "interrupted", reason="the sweep was interrupted"
-            )
         record = result_record(
             i,
             trials[i],

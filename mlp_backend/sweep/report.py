@@ -119,7 +119,8 @@ def survival_line(found: dict[str, Any], sort_by: str, total: int) -> str:
     if match is None:
         return f"{what}: not among this sweep's trials"
     outcome = (
-        f"pruned after {match['epochs_run']} epochs"
+        f"pruned after {match['epochs_run']} epoch"
+        + ("" if match["epochs_run"] == 1 else "s")
         if match["state"] == "pruned"
         else match["state"]
     )

@@ -33,6 +33,7 @@ from mlp_backend.job import (
     StopFlag,
     evaluate,
     finish_run,
+    interrupted,
     load_dataset,
     resume_folder,
     run_config,
@@ -41,7 +42,7 @@ from mlp_backend.job import (
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
-from mlp_backend.runs import RunFolder, read_json
+from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json
 from mlp_backend.sweep.folder import trial_name
 from mlp_backend.sweep.spec import Trial, member, train_config
 from mlp_backend.train import (
@@ -163,6 +164,10 @@ def run_group(job: GroupJob) -> list[dict[str, Any]]:
     trial fails alone; a trial that raises on its own is recorded as
     ``failed`` with its error.
     """
+    if (Path(job.folder) / STOP_REQUEST).exists():
+        # The sweep was interrupted before this group began: it is left,
+        # untouched, to a resume.
+        return []
     try:
         return _train(job, job.trials)
     except Exception as exc:
@@ -213,21 +218,13 @@ def _usable_checkpoint(
     file = path / CHECKPOINT
     if not file.is_file() or not (path / "config.json").is_file():
         return None
+    outputs = dataset.n_classes if dataset.task == "multiclass" else 1
+    sizes = (dataset.parts["train"][0].shape[1], *trial["hidden"], outputs)
     try:
-        state = load_checkpoint(file)
+        return load_checkpoint(file, sizes, trial["optimizer"])
     except RunError as exc:
         logger.warning("%s; the trial starts again", exc)
         return None
-    outputs = dataset.n_classes if dataset.task == "multiclass" else 1
-    sizes = (dataset.parts["train"][0].shape[1], *trial["hidden"], outputs)
-    shapes = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        shapes += [(fan_in, fan_out), (fan_out,)]
-    arrays = [state.params, state.best, *state.moments]
-    if any([a.shape for a in group] != shapes for group in arrays):
-        logger.warning("%s does not fit the trial's network; it starts again", file)
-        return None
-    return state
 
 
 def _fresh_folder(path: Path) -> RunFolder:
@@ -290,7 +287,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         [member(t) for _, t in pairs],
         _device_data(job.data, job.backend, job.dtype),
         [recorder],
-        StopFlag(list(folders.values())),
+        StopFlag(list(folders.values()), also=[Path(job.folder) / STOP_REQUEST]),
         pruner,
         checkpoint=recorder.checkpoint,
         resume=resume,
@@ -298,6 +295,13 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     start = time.perf_counter()
     results = trainer.run()
     seconds = time.perf_counter() - start
+    if interrupted() or (Path(job.folder) / STOP_REQUEST).exists():
+        # Stopped by the sweep's interrupt, not by a person's stop request:
+        # the trial was in flight, and a resume goes on with it.
+        for result in results:
+            if result.state == "stopped":
+                result.state = "interrupted"
+                result.reason = f"the sweep was interrupted; {result.reason}"
 
     # Test metrics and files per member, on the weights each one keeps.
     records = []
