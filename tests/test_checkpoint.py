@@ -47,6 +47,19 @@ def config(optimizer: str) -> TrainConfig:
     )
 
 
+def checkpoints(backend: Backend, optimizer: str, members: int) -> list[MemberState]:
+    """Every state the trainer hands to its checkpoint callback, in order."""
+    states: list[MemberState] = []
+    Trainer(
+        backend,
+        config(optimizer),
+        MEMBERS[:members],
+        synthetic(backend),
+        checkpoint=lambda j, s: states.append(s),
+    ).run()
+    return states
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
 def test_resumed_members_equal_uninterrupted(
     backend32: Backend, optimizer: str, tmp_path: Path
@@ -92,31 +105,15 @@ def test_resumed_members_equal_uninterrupted(
 
 
 def test_resume_needs_one_epoch_for_all_members(backend: Backend) -> None:
-    data = synthetic(backend)
-    states: list[MemberState] = []
-    Trainer(
-        backend,
-        config("sgd"),
-        MEMBERS[:2],
-        data,
-        checkpoint=lambda j, s: states.append(s),
-    ).run()
+    states = checkpoints(backend, "sgd", 2)
     mixed = [states[0], states[-1]]
     assert mixed[0].epoch != mixed[1].epoch
     with pytest.raises(ValueError, match="one epoch"):
-        Trainer(backend, config("sgd"), MEMBERS[:2], data, resume=mixed)
+        Trainer(backend, config("sgd"), MEMBERS[:2], synthetic(backend), resume=mixed)
 
 
 def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) -> None:
-    data = synthetic(backend)
-    states: list[MemberState] = []
-    Trainer(
-        backend,
-        config("adam"),
-        MEMBERS[:1],
-        data,
-        checkpoint=lambda j, s: states.append(s),
-    ).run()
+    states = checkpoints(backend, "adam", 1)
     path = tmp_path / "checkpoint.log"
     CheckpointLog(path).write(states[0])
     # The epoch records live in metrics.jsonl beside it.
@@ -136,15 +133,7 @@ def test_a_torn_checkpoint_is_a_clear_error(backend: Backend, tmp_path: Path) ->
 
 
 def test_the_log_keeps_the_last_whole_record(backend: Backend, tmp_path: Path) -> None:
-    data = synthetic(backend)
-    states: list[MemberState] = []
-    Trainer(
-        backend,
-        config("adam"),
-        MEMBERS[:1],
-        data,
-        checkpoint=lambda j, s: states.append(s),
-    ).run()
+    states = checkpoints(backend, "adam", 1)
     assert len(states) >= 3
     lines = "".join(f'{{"epoch": {s.epoch}}}\n' for s in states)
     (tmp_path / "metrics.jsonl").write_text(lines)
@@ -171,15 +160,7 @@ def test_the_log_keeps_the_last_whole_record(backend: Backend, tmp_path: Path) -
 
 
 def test_the_log_is_compacted(backend: Backend, tmp_path: Path) -> None:
-    data = synthetic(backend)
-    states: list[MemberState] = []
-    Trainer(
-        backend,
-        config("sgd"),
-        MEMBERS[:1],
-        data,
-        checkpoint=lambda j, s: states.append(s),
-    ).run()
+    states = checkpoints(backend, "sgd", 1)
     path = tmp_path / "checkpoint.log"
     log = CheckpointLog(path)
     size = len(encode(states[0]))
@@ -202,15 +183,7 @@ def test_the_log_is_compacted(backend: Backend, tmp_path: Path) -> None:
 def test_an_impossible_checkpoint_is_a_clear_error(
     backend: Backend, tmp_path: Path, change: dict, message: str
 ) -> None:
-    data = synthetic(backend)
-    states: list[MemberState] = []
-    Trainer(
-        backend,
-        config("adam"),
-        MEMBERS[:1],
-        data,
-        checkpoint=lambda j, s: states.append(s),
-    ).run()
+    states = checkpoints(backend, "adam", 1)
     good = states[1]
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     path = tmp_path / "checkpoint.log"
