@@ -204,5 +204,11 @@ def report(
         click.echo(savings)
     if summary.survival is not None:
         click.echo(survival_line(summary.survival, sort_by, len(summary.rows)))
+    if summary.unended:
+        click.echo(
+            f"{summary.unended} of {summary.total} trials have no final result "
+            f"(not begun, interrupted or failed); mlp-backend sweep --resume "
+            f"{sweep_dir} trains them"
+        )
     for path in summary.figures:
         click.echo(f"wrote {path}")

@@ -14,6 +14,7 @@ import pytest
 
 from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.folder import SweepFolder
+from mlp_backend.sweep.report import build_report
 
 OPTIONS = [
     "--hidden",
@@ -65,6 +66,9 @@ def test_kill_9_midway_then_resume_equals_uninterrupted(
     done_before = len(results.read_text().splitlines())
     assert 2 <= done_before < 8, "the kill did not land midway"
     assert (runs / "killed" / "sweep.lock").exists()
+    # The report says how many trials a resume still has to train.
+    report = build_report(runs / "killed", "val_f1", "hidden", "lr", figures=False)
+    assert (report.total, report.unended) == (8, 8 - done_before)
 
     # A writer killed mid-line leaves a torn line: the resume must cut it.
     with open(results, "ab") as f:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import UsageError
-from mlp_backend.sweep.folder import SweepFolder, result_record
+from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
 from mlp_backend.sweep.spec import KEYS
 
 #: Columns where lower is better; every other metric is sorted highest first.
@@ -35,6 +35,9 @@ class Report:
             the sweep pruned nothing.
         survival: With ``--compare``, what :func:`survival` found.
         figures: PNG files written.
+        unended: Trials without a final result (not begun, interrupted or
+            failed): a resume trains them.
+        total: Trials in the sweep.
     """
 
     path: Path
@@ -43,6 +46,8 @@ class Report:
     pruning: dict[str, Any] | None = None
     survival: dict[str, Any] | None = None
     figures: list[Path] = field(default_factory=list)
+    unended: int = 0
+    total: int = 0
 
 
 def _lower_is_better(column: str) -> bool:
@@ -159,6 +164,9 @@ def build_report(
             )
     folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
+    report.total = len(folder.read()["trials"])
+    ended = sum(1 for row in rows if row.get("state") in FINAL_STATES)
+    report.unended = report.total - ended
     if compare is not None:
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
