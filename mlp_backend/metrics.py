@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
+from mlp_backend.backend import namespace_of
 from mlp_backend.errors import UsageError
 
 if TYPE_CHECKING:
@@ -79,13 +80,13 @@ def accuracy(y_true: Any, y_pred: Any) -> Any:
         A 0-d float array.
     """
     _check_pair("accuracy", y_true, y_pred)
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     return xp.mean(xp.astype(y_true == y_pred, _label_float(xp)))
 
 
 def _binary_counts(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     """True positives, false positives and false negatives as 0-d floats."""
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     dtype = _label_float(xp)
     true_pos = y_true == 1
     pred_pos = y_pred == 1
@@ -107,7 +108,7 @@ def precision(y_true: Any, y_pred: Any) -> Any:
     """
     _check_pair("precision", y_true, y_pred)
     tp, fp, _ = _binary_counts(y_true, y_pred)
-    return _ratio(array_namespace(tp), tp, tp + fp)
+    return _ratio(namespace_of(tp), tp, tp + fp)
 
 
 def recall(y_true: Any, y_pred: Any) -> Any:
@@ -122,7 +123,7 @@ def recall(y_true: Any, y_pred: Any) -> Any:
     """
     _check_pair("recall", y_true, y_pred)
     tp, _, fn = _binary_counts(y_true, y_pred)
-    return _ratio(array_namespace(tp), tp, tp + fn)
+    return _ratio(namespace_of(tp), tp, tp + fn)
 
 
 def f1(y_true: Any, y_pred: Any) -> Any:
@@ -140,7 +141,7 @@ def f1(y_true: Any, y_pred: Any) -> Any:
     """
     _check_pair("f1", y_true, y_pred)
     tp, fp, fn = _binary_counts(y_true, y_pred)
-    return _ratio(array_namespace(tp), 2 * tp, 2 * tp + fp + fn)
+    return _ratio(namespace_of(tp), 2 * tp, 2 * tp + fp + fn)
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> Any:
@@ -158,7 +159,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> Any:
         predicted as class j.
     """
     _check_pair("confusion_matrix", y_true, y_pred)
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
 
     # One matrix product counts all k*k pairs at once, with no scatter-add,
     # which the standard lacks.
@@ -169,7 +170,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> Any:
 
 def _per_class_counts(y_true: Any, y_pred: Any, n_classes: int) -> tuple[Any, ...]:
     """Per-class true positives, predicted counts and true counts, each (k,)."""
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     dtype = _label_float(xp)
     cm = xp.astype(confusion_matrix(y_true, y_pred, n_classes), dtype)
     diagonal = xp.eye(n_classes, dtype=dtype, device=device(cm))
@@ -188,7 +189,7 @@ def macro_precision(y_true: Any, y_pred: Any, n_classes: int) -> Any:
         A 0-d float array.
     """
     tp, predicted, _ = _per_class_counts(y_true, y_pred, n_classes)
-    xp = array_namespace(tp)
+    xp = namespace_of(tp)
     return xp.mean(_ratio(xp, tp, predicted))
 
 
@@ -204,7 +205,7 @@ def macro_recall(y_true: Any, y_pred: Any, n_classes: int) -> Any:
         A 0-d float array.
     """
     tp, _, actual = _per_class_counts(y_true, y_pred, n_classes)
-    xp = array_namespace(tp)
+    xp = namespace_of(tp)
     return xp.mean(_ratio(xp, tp, actual))
 
 
@@ -220,7 +221,7 @@ def macro_f1(y_true: Any, y_pred: Any, n_classes: int) -> Any:
         A 0-d float array.
     """
     tp, predicted, actual = _per_class_counts(y_true, y_pred, n_classes)
-    xp = array_namespace(tp)
+    xp = namespace_of(tp)
     return xp.mean(_ratio(xp, 2 * tp, predicted + actual))
 
 
@@ -237,7 +238,7 @@ def _roc_counts(y_true: Any, scores: Any) -> tuple[Any, Any]:
         distinct score. The last entries are the numbers of negatives and
         positives.
     """
-    xp = array_namespace(y_true, scores)
+    xp = namespace_of(y_true, scores)
     # Highest first. Tied scores become one operating point below, so their
     # order does not matter: an unstable sort of the negated scores is enough
     # and about twice as fast as a stable descending one (measured on NumPy).
@@ -270,7 +271,7 @@ def roc_auc(y_true: Any, scores: Any) -> Any:
         positives or only negatives, where the area is undefined.
     """
     _check_pair("roc_auc", y_true, scores)
-    xp = array_namespace(y_true, scores)
+    xp = namespace_of(y_true, scores)
     fps, tps = _roc_counts(y_true, scores)
 
     # In count units (one negative by one positive) the doubled trapezoids are
@@ -304,7 +305,7 @@ def tpr_at_fpr(y_true: Any, scores: Any, fprs: tuple[float, ...] = DEFAULT_FPRS)
     _check_pair("tpr_at_fpr", y_true, scores)
     if not all(0.0 <= budget <= 1.0 for budget in fprs):
         raise UsageError(f"tpr_at_fpr: fprs must lie in [0, 1], got {fprs!r}")
-    xp = array_namespace(y_true, scores)
+    xp = namespace_of(y_true, scores)
     fps, tps = _roc_counts(y_true, scores)
     negatives = xp.astype(fps[-1], scores.dtype)
     positives = xp.astype(tps[-1], scores.dtype)
@@ -334,7 +335,7 @@ def log_loss(y_true: Any, proba: Any) -> Any:
         A 0-d array of the probabilities' dtype.
     """
     _check_pair("log_loss", y_true, proba)
-    xp = array_namespace(y_true, proba)
+    xp = namespace_of(y_true, proba)
 
     # Clipping bounds every term by -log(eps), so one confident mistake does
     # not make the mean infinite; each class's probability is clipped on its
@@ -367,7 +368,7 @@ def mse(y_true: Any, y_pred: Any) -> Any:
         A 0-d float array.
     """
     _check_pair("mse", y_true, y_pred)
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     return xp.mean((y_true - y_pred) ** 2)
 
 
@@ -382,7 +383,7 @@ def mae(y_true: Any, y_pred: Any) -> Any:
         A 0-d float array.
     """
     _check_pair("mae", y_true, y_pred)
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     return xp.mean(xp.abs(y_true - y_pred))
 
 
@@ -400,7 +401,7 @@ def r2(y_true: Any, y_pred: Any) -> Any:
         A 0-d float array.
     """
     _check_pair("r2", y_true, y_pred)
-    xp = array_namespace(y_true, y_pred)
+    xp = namespace_of(y_true, y_pred)
     residual = xp.sum((y_true - y_pred) ** 2, axis=0)
     total = xp.sum((y_true - xp.mean(y_true, axis=0)) ** 2, axis=0)
     explained = 1 - _ratio(xp, residual, total)
@@ -453,7 +454,7 @@ def binary_report(
         from each budget in :data:`DEFAULT_FPRS` written as a string ("0.01")
         to a float, and ``confusion_matrix`` as a 2 x 2 nested list of ints.
     """
-    xp = array_namespace(y_true, proba)
+    xp = namespace_of(y_true, proba)
     y_pred = xp.astype(proba > threshold, y_true.dtype)
     scalars = {
         "accuracy": accuracy(y_true, y_pred),
@@ -492,7 +493,7 @@ def multiclass_report(
         ``accuracy``, ``f1`` (macro over all k classes) and ``log_loss`` as
         floats, and ``confusion_matrix`` as a k x k nested list of ints.
     """
-    xp = array_namespace(y_true, proba)
+    xp = namespace_of(y_true, proba)
     n_classes = proba.shape[1]
     y_pred = xp.astype(xp.argmax(proba, axis=1), y_true.dtype)
     scalars = {

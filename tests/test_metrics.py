@@ -15,13 +15,12 @@ import sys
 
 import numpy as np
 import pytest
-from array_api_compat import array_namespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as sk
 
 from mlp_backend import metrics
-from mlp_backend.backend import Backend
+from mlp_backend.backend import Backend, namespace_of
 from mlp_backend.errors import UsageError
 
 SEEDS = (0, 1, 2)
@@ -55,7 +54,7 @@ def _host(backend: Backend, array: object) -> np.ndarray:
 
 def _assert_scalar_on(backend: Backend, result: object, dtype: object) -> None:
     """The metric stayed on the backend: a 0-d array of its namespace."""
-    assert array_namespace(result) is backend.xp
+    assert namespace_of(result) is backend.xp
     assert result.shape == ()
     assert result.dtype == dtype
 

@@ -19,7 +19,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 #: What a worker imports to train; the fork server imports it in advance.
 WORKER_MODULES = (
-    "array_api_compat.numpy",
+    "numpy",
     "mlp_backend.sweep.execute",
     "mlp_backend.sweep.worker",
     "threadpoolctl",
