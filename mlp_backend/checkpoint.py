@@ -144,7 +144,7 @@ def load_checkpoint(
         raise RunError(f"{path}: not a readable checkpoint (no whole record)")
     body, raw, whole = record
     if not whole:
-        logger.warning(
+        logger.info(
             "%s: the bytes after the last whole record are torn (a kill in the "
             "middle of a write); going on from that record",
             path,

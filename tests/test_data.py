@@ -451,6 +451,8 @@ def test_download_with_wrong_checksum_is_not_kept(http_dir: tuple, workdir) -> N
     (served / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="failed"):
         locate_magic(url=f"{base}/bad.zip")
+    # Nothing is left behind, not even the data folder the attempts made.
+    assert not (workdir / "data").exists()
 
 
 # ---- labels, splits, scaling ----------------------------------------------------

@@ -8,6 +8,7 @@ official zip only as the last resort; ``load_magic`` reads it strictly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -134,6 +135,7 @@ def _download(url: str, target: Path) -> Path:
     import pooch
 
     work = target.parent / f"{MAGIC_FILE}.download"
+    made_folder = not target.parent.exists()
     logger.info("downloading MAGIC from %s into %s", url, target.parent)
     try:
         extracted = pooch.retrieve(
@@ -164,6 +166,10 @@ def _download(url: str, target: Path) -> Path:
     finally:
         # A bad or partial zip left here would be reused by the next attempt.
         shutil.rmtree(work, ignore_errors=True)
+        if made_folder and not target.exists():
+            # Nor does a failed attempt leave the empty folder it made.
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()
     logger.info("MAGIC data saved to %s", target)
     return target
 

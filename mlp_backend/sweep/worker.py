@@ -202,8 +202,11 @@ def resume_states(
     epoch (the planner groups trials by that epoch); anything else trains the
     whole group again from the start.
     """
+    # The planner (checkpoint_epoch) has already warned about a bad one.
     states = [
-        _usable_checkpoint(Path(job.folder) / trial_name(i), trial, dataset)
+        _usable_checkpoint(
+            Path(job.folder) / trial_name(i), trial, dataset, logging.DEBUG
+        )
         for i, trial in pairs
     ]
     if any(s is None for s in states) or len({s.epoch for s in states}) != 1:
@@ -212,9 +215,13 @@ def resume_states(
 
 
 def _usable_checkpoint(
-    path: Path, trial: Trial, dataset: Dataset
+    path: Path, trial: Trial, dataset: Dataset, level: int = logging.WARNING
 ) -> MemberState | None:
-    """The trial's checkpoint when it is readable and fits the trial's network."""
+    """The trial's checkpoint when it is readable and fits the trial's network.
+
+    Args:
+        level: The log level of the line that says why it is not.
+    """
     file = path / CHECKPOINT
     if not file.is_file() or not (path / "config.json").is_file():
         return None
@@ -223,7 +230,7 @@ def _usable_checkpoint(
     try:
         return load_checkpoint(file, sizes, trial["optimizer"])
     except RunError as exc:
-        logger.warning("%s; the trial starts again", exc)
+        logger.log(level, "%s; the trial starts again", exc)
         return None
 
 
