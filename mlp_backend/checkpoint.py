@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import struct
 import zlib
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ import numpy as np
 
 from mlp_backend.errors import RunError
 from mlp_backend.optim import SLOTS
-from mlp_backend.runs import FORMAT, read_records, replace_bytes
+from mlp_backend.runs import FORMAT, append_bytes, read_records, replace_bytes
 from mlp_backend.train import MemberState
 
 logger = logging.getLogger(__name__)
@@ -78,21 +77,15 @@ class CheckpointLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._appended = 0
+        self._writes = 0
 
     def write(self, state: MemberState) -> None:
         record = encode(state)
-        if self._appended % COMPACT_AFTER == 0:
+        if self._writes % COMPACT_AFTER == 0:
             replace_bytes(self.path, record, sync=False)
         else:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                view = memoryview(record)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-        self._appended += 1
+            append_bytes(self.path, record)
+        self._writes += 1
 
 
 def last_record(data: bytes) -> tuple[bytes, bytes, bool] | None:

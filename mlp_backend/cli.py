@@ -28,7 +28,7 @@ from mlp_backend.errors import (
     MLPBackendError,
     UsageError,
 )
-from mlp_backend.options import BACKEND, data_options, task_options
+from mlp_backend.options import BACKEND, data_options, option_name, task_options
 
 logger = logging.getLogger("mlp_backend")
 
@@ -229,7 +229,7 @@ def train(open_monitor: bool, **options: Any) -> None:
     if options["resume"] is not None:
         ctx = click.get_current_context()
         given = [
-            "--" + name.replace("_", "-")
+            option_name(name)
             for name in options
             if name not in RESUME_KEEPS
             and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE

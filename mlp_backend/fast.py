@@ -230,9 +230,10 @@ class FastStep:
 
         For rows asked about every epoch (the validation set): their column of
         ones is added once, and the forward pass runs over blocks of
-        :data:`BLOCK_ROWS` rows into buffers that are kept, which makes it
-        three to four times faster than the generic forward on MAGIC's
-        validation set (measured) and bounds its memory whatever the rows.
+        :data:`BLOCK_ROWS` rows into buffers that are kept, which bounds its
+        memory whatever the rows and makes it 2.7 times faster than the
+        generic forward for 4 members of 128 units on MAGIC's validation set
+        (measured; 1.1 times for 4 of 16).
 
         Returns:
             ``(m, rows, n_outputs)``, a buffer the next call overwrites.
@@ -271,7 +272,7 @@ class FastStep:
                 # for 4 x 256 x 128 in place).
                 "flag": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
                 # The input rows times the output delta (see _input_layer_grads).
-                "weighted": np.empty((m, rows, self.stack.shape.sizes[0] + 1), dtype),
+                "weighted": np.empty((m, rows, self.inputs), dtype),
             }
             self._buffers[rows] = buffers
         return buffers
@@ -503,8 +504,10 @@ class FastStep:
             factor: The schedule's learning-rate multiplier.
         """
         if T is not self._logits_T:
+            # A new epoch: the buffer is kept when the epoch has its shape.
             shape = (self.stack.members, *T.shape[1:])
-            self._logits = self.np.empty(shape, dtype=self.theta.dtype)
+            if self._logits is None or self._logits.shape != shape:
+                self._logits = self.np.empty(shape, dtype=self.theta.dtype)
             self._logits_T = T
         A = self.augmented(X)[:, start:stop, :]
         self.forward(A, out=self._logits[:, start:stop, :])

@@ -78,19 +78,20 @@ def softmax_cross_entropy(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Ar
     return _cross_entropy(xp, log_p, y), delta
 
 
+def _mean_square(xp: ModuleType, diff: Array) -> Array:
+    return xp.sum(diff * diff, axis=(1, 2)) / (diff.shape[1] * diff.shape[2])
+
+
 def mean_squared_error_value(xp: ModuleType, z: Array, y: Array) -> Array:
     """Mean over rows and outputs of (z - y)^2."""
-    diff = z - y
-    return xp.sum(diff * diff, axis=(1, 2)) / (z.shape[1] * z.shape[2])
+    return _mean_square(xp, z - y)
 
 
 def mean_squared_error(xp: ModuleType, z: Array, y: Array) -> tuple[Array, Array]:
     """The mean squared error and dL/dz = 2 (z - y) / (batch k)."""
-    count = z.shape[1] * z.shape[2]
     diff = z - y
-    loss = xp.sum(diff * diff, axis=(1, 2)) / count
-    delta = (2.0 / count) * diff
-    return loss, delta
+    delta = (2.0 / (z.shape[1] * z.shape[2])) * diff
+    return _mean_square(xp, diff), delta
 
 
 def identity(xp: ModuleType, z: Array) -> Array:

@@ -56,16 +56,12 @@ def save_model(path: Path, model: SavedModel) -> None:
     replace_bytes(path, buffer.getvalue())
 
 
-def read_npz(path: Path, missing: str, unreadable: str) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` run file, read with ``allow_pickle=False``.
-
-    Args:
-        missing: What the error says when there is no file.
-        unreadable: What it says, before the reason, when the file is not an
-            ``.npz`` archive or is torn.
+def load_model(path: Path) -> SavedModel:
+    """Reads and checks ``model.npz``.
 
     Raises:
-        RunError: Either of those, naming ``path``.
+        RunError: The file is missing, not an npz archive, or an array is
+            missing or has the wrong shape or dtype.
     """
     try:
         # Our own handle: np.load leaks its own when the archive is torn.
@@ -74,22 +70,12 @@ def read_npz(path: Path, missing: str, unreadable: str) -> dict[str, np.ndarray]
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")
             with npz:
-                return {key: npz[key] for key in npz.files}
+                arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
-        raise RunError(f"{path}: {missing}") from None
+        raise RunError(f"{path}: no saved model here") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         # An empty file ends early (EOFError); a torn archive is a BadZipFile.
-        raise RunError(f"{path}: {unreadable} ({exc})") from None
-
-
-def load_model(path: Path) -> SavedModel:
-    """Reads and checks ``model.npz``.
-
-    Raises:
-        RunError: The file is missing, not an npz archive, or an array is
-            missing or has the wrong shape or dtype.
-    """
-    arrays = read_npz(path, "no saved model here", "not a readable model file")
+        raise RunError(f"{path}: not a readable model file ({exc})") from None
 
     def need(key: str, kind: str) -> np.ndarray:
         if key not in arrays:

@@ -86,14 +86,24 @@ def replace_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
-    """Appends one whole line; a single write keeps a reader from seeing half of it."""
-    line = (dumps(obj) + "\n").encode()
+def append_bytes(path: Path, data: bytes) -> None:
+    """Appends ``data`` at the end of ``path`` (created if missing).
+
+    One ``write`` call in all but rare cases (a short write goes on from
+    where it stopped), so a reader does not see part of it.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
+    """Appends one whole line."""
+    append_bytes(path, (dumps(obj) + "\n").encode())
 
 
 def read_records(path: Path, count: int) -> list[dict[str, Any]]:
@@ -187,9 +197,8 @@ class RunFolder:
         path: The run folder (existing, empty or being resumed).
     """
 
-    def __init__(self, path: Path, what: str = "sweep") -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.what = what
         self.started = time.time()
         self.status: dict[str, Any] = {}
         # Reopening a run keeps what its status already says (epochs, start).

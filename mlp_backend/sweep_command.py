@@ -17,7 +17,7 @@ import click
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED
 from mlp_backend.options import data_options, option_name, task_options
-from mlp_backend.sweep.processes import start_worker_server
+from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
 
 
 def _list_option(key: str, help_text: str) -> Any:
@@ -115,9 +115,7 @@ def sweep(open_monitor: bool, **options: Any) -> None:
 
         runs_dir = Path(options["resume"]).parent if options.get("resume") else None
         sys.exit(run_with_monitor(sys.argv[1:], runs_dir or Path(options["runs_dir"])))
-    if not (options.get("scheduler") or options.get("dask_local")) and (
-        options.get("workers") != 1
-    ):
+    if uses_local_workers(options):
         start_worker_server()
     # Imported after the fork server started, so that its imports run beside
     # these (see mlp_backend.sweep.processes).

@@ -406,8 +406,9 @@ class Trainer:
         results: dict[int, MemberResult] = {}
         active = list(range(len(self.members)))
         stepper = make_step(stack, optimizer)
-        best = stepper.snapshot()
-        if self.resume is not None:
+        if self.resume is None:
+            best = stepper.snapshot()
+        else:
             best = Stack.from_host(
                 self.backend, shape, [s.best for s in self.resume]
             ).params

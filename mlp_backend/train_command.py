@@ -195,10 +195,9 @@ def _train_run(
     recorded: dict[str, Any] | None,
 ) -> str:
     """Trains into the run folder ``path`` (new, or resumed from ``state``)."""
-    hidden = int_list(options["hidden"], "--hidden")
     if state is None:
         folder = RunFolder(path)
-        model, training = run_settings(dataset, hidden, options)
+        model, training = run_settings(dataset, estimator.hidden, options)
         config = run_config(path.name, dataset, backend, model, training)
         folder.write_config(config)
         folder.set_status("running", epoch=0, epochs=int(options["epochs"]))

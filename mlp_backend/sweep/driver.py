@@ -27,7 +27,7 @@ from mlp_backend.sweep.execute import (
 )
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import balance, plan_groups
-from mlp_backend.sweep.processes import start_worker_server
+from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
 from mlp_backend.sweep.worker import DataSpec, checkpoint_epoch, dataset_for
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("prune"),
         )
         fuse = not options.get("no_fuse")
-    local = not (options.get("scheduler") or options.get("dask_local"))
-    if local and options.get("workers") != 1:
+    if uses_local_workers(options):
         start_worker_server()
     # The name only: this process plans, and its workers import the arrays.
     backend_name = resolve_name(settings.backend, settings.dtype)
@@ -186,7 +185,8 @@ def _run_locked(
         n_rows=int(X.shape[0]),
         n_features=int(X.shape[1]),
         itemsize=4 if settings.dtype == "float32" else 8,
-        backend=resolve_name(settings.backend, settings.dtype),
+        # Resolved by run_sweep (and recorded in sweep.json).
+        backend=settings.backend,
         started=started,
     )
     workers = options.get("workers") or default_workers(len(groups))

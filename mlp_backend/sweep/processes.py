@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 #: BLAS thread pools in each worker process: one, since the processes already
 #: fill the cores and nested pools would fight over them.
@@ -36,6 +37,12 @@ def worker_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def uses_local_workers(options: Mapping[str, Any]) -> bool:
+    """Whether the ``sweep`` options ask for local worker processes."""
+    dask = options.get("scheduler") or options.get("dask_local")
+    return not dask and options.get("workers") != 1
 
 
 def start_worker_server() -> None:
