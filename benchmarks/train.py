@@ -7,7 +7,10 @@ implementations, interleaved in one process over several repeats:
   order, gather, steps and the end-of-epoch check, without validation);
 - PyTorch's CPU build in a plain loop as its tutorials write one
   (``DataLoader`` with shuffling, ``loss.backward()``, ``optimizer.step()``);
-- scikit-learn's ``MLPClassifier`` with early stopping off.
+- scikit-learn's ``MLPClassifier`` with early stopping off;
+- a careful plain NumPy loop with no library code (``numpy-loop``): not a
+  peer but the yardstick of the absolute epoch target, timed in the same
+  rounds because this machine's speed drifts.
 
 Both peers run twice: with their default thread pools (``pytorch``,
 ``sklearn``) and with one thread (``pytorch-1t``, ``sklearn-1t``). We train
@@ -197,6 +200,89 @@ def run_sklearn(case: Case, data: Dataset) -> tuple[float, float, float]:
     return (seconds, *test_scores(y_test, proba))
 
 
+def run_numpy_loop(case: Case, data: Dataset) -> tuple[float, float, float]:
+    """The yardstick: a plain NumPy training loop written with care, no library.
+
+    The issue puts the practical floor at "a careful plain NumPy loop", and
+    this machine's speed drifts by up to 1.7 times within a session, so the
+    loop runs in the same rounds as everything else: the absolute epoch
+    target is then read next to what plain NumPy reaches at that moment.
+    Float32, one BLAS thread (as ours), products written with ``@`` and
+    in-place updates where they come naturally; He initialisation for relu,
+    Glorot for tanh, the biases at zero.
+    """
+    X, y = data.parts["train"]
+    X = X.astype(np.float32)
+    Y = y.astype(np.float32)[:, None]
+    n = X.shape[0]
+    rng = np.random.default_rng(0)
+    relu = case.activation == "relu"
+    sizes = (X.shape[1], *case.hidden, 1)
+    Ws = [
+        rng.normal(0.0, np.sqrt((2.0 if relu else 1.0) / a), (a, b)).astype(np.float32)
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    bs = [np.zeros(b, dtype=np.float32) for b in sizes[1:]]
+    params = [*Ws, *bs]
+    grads = [np.empty_like(p) for p in params]
+    moments = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    layers = len(Ws)
+    step = 0
+
+    def forward(x: np.ndarray) -> list[np.ndarray]:
+        activations = [x]
+        for W, b in zip(Ws[:-1], bs[:-1], strict=True):
+            z = activations[-1] @ W
+            z += b
+            if relu:
+                np.maximum(z, 0.0, out=z)
+            else:
+                np.tanh(z, out=z)
+            activations.append(z)
+        out = activations[-1] @ Ws[-1]
+        out += bs[-1]
+        activations.append(out)
+        return activations
+
+    times = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(case.epochs):
+            tick = time.perf_counter()
+            order = rng.permutation(n)
+            Xs, Ys = X[order], Y[order]
+            for start in range(0, n, case.batch_size):
+                x = Xs[start : start + case.batch_size]
+                t = Ys[start : start + case.batch_size]
+                a = forward(x)
+                delta = 1.0 / (1.0 + np.exp(-a[-1])) - t
+                delta /= x.shape[0]
+                for l in range(layers - 1, -1, -1):
+                    np.matmul(a[l].T, delta, out=grads[l])
+                    np.sum(delta, axis=0, out=grads[layers + l])
+                    if l:
+                        delta = delta @ Ws[l].T
+                        delta *= (a[l] > 0) if relu else 1.0 - a[l] * a[l]
+                step += 1
+                if case.optimizer == "adam":
+                    c1, c2 = 1.0 - 0.9**step, 1.0 - 0.999**step
+                    for p, g, m1, m2 in zip(params, grads, *moments, strict=True):
+                        m1 *= 0.9
+                        m1 += 0.1 * g
+                        m2 *= 0.999
+                        m2 += 0.001 * g * g
+                        p -= (case.lr / c1) * m1 / (np.sqrt(m2 / c2) + 1e-8)
+                else:
+                    for p, g in zip(params, grads, strict=True):
+                        p -= case.lr * g
+            times.append(time.perf_counter() - tick)
+    X_test, y_test = data.parts["test"]
+    logits = forward(X_test.astype(np.float32))[-1][:, 0]
+    return (
+        statistics.median(times),
+        *test_scores(y_test, 1.0 / (1.0 + np.exp(-logits))),
+    )
+
+
 def matmul_rate() -> dict[str, float]:
     """GFLOP/s of float32 matrix products: one large, one of the network's size.
 
@@ -229,6 +315,7 @@ PEERS = {
     "pytorch-1t": run_torch_one_thread,
     "sklearn": run_sklearn,
     "sklearn-1t": run_sklearn_one_thread,
+    "numpy-loop": run_numpy_loop,
 }
 
 
@@ -326,6 +413,12 @@ def print_targets(medians: dict[tuple[str, str], float]) -> None:
         print(
             f"  {case:26} {'epoch':12} {ms:6.2f} ms < {limit * 1e3:.0f} ms  {verdict}"
         )
+        if (case, "numpy-loop") in medians:
+            loop = medians[case, "numpy-loop"] * 1e3
+            print(
+                f"  {'':26} {'':12} (the plain NumPy loop took {loop:.2f} ms"
+                " in the same rounds)"
+            )
 
 
 if __name__ == "__main__":

@@ -286,6 +286,93 @@ def roc_auc(y_true: Any, scores: Any) -> Any:
     return xp.where(doubled_pairs > 0, area, xp.nan)
 
 
+def roc_auc_rows(y_true: Any, scores: Any) -> Any:
+    """:func:`roc_auc` of every row of ``scores`` against the same labels.
+
+    One sort and one pass for all rows, where a loop over the rows would
+    issue each operation once per row (on CuPy, a kernel launch and a device
+    sync each). The rows are laid end to end: every tie group, and every
+    row's end, closes one step of a row's curve, so the steps are one flat
+    list and each row's area is a segment of its cumulative sum.
+
+    Args:
+        y_true: True labels, shape (n,).
+        scores: Scores for class 1, float, shape (m, n).
+
+    Returns:
+        An array of shape (m,) and the scores' dtype; nan for every row when
+        ``y_true`` holds only positives or only negatives.
+    """
+    _check_pair("roc_auc_rows", y_true, scores[0, ...])
+    xp = namespace_of(y_true, scores)
+    m, n = (int(s) for s in scores.shape)
+    where = device(scores)
+    order = xp.argsort(-scores, axis=1, stable=False)
+    row_start = xp.arange(m, dtype=xp.int64, device=where) * n
+    ranked = xp.reshape(
+        xp.take(
+            xp.reshape(scores, (-1,)), xp.reshape(order + row_start[:, None], (-1,))
+        ),
+        (m, n),
+    )
+    positive = xp.astype(xp.take(y_true, xp.reshape(order, (-1,))) == 1, xp.int64)
+    before = xp.cumulative_sum(positive, include_initial=True)
+
+    # The last sample of each tie group, and of each row, ends a step.
+    closes = xp.concat(
+        [ranked[:, 1:] != ranked[:, :-1], xp.ones((m, 1), dtype=xp.bool, device=where)],
+        axis=1,
+    )
+    (ends,) = xp.nonzero(xp.reshape(closes, (-1,)))
+    starts = xp.concat([xp.zeros(1, dtype=ends.dtype, device=where), ends[:-1] + 1])
+    # Per step: its positives and negatives, and the positives ranked above it
+    # in its own row (the flat count less the rows before).
+    step_tp = xp.take(before, ends + 1) - xp.take(before, starts)
+    step_fp = ends + 1 - starts - step_tp
+    above = xp.take(before, starts) - xp.take(before, (ends // n) * n)
+    # Doubled trapezoids in count units are integers, as in roc_auc.
+    doubled = xp.cumulative_sum(step_fp * (2 * above + step_tp), include_initial=True)
+    last = xp.cumulative_sum(xp.sum(xp.astype(closes, xp.int64), axis=1))
+    first = xp.concat([xp.zeros(1, dtype=last.dtype, device=where), last[:-1]])
+    doubled_area = xp.take(doubled, last) - xp.take(doubled, first)
+
+    positives = xp.sum(xp.astype(y_true == 1, xp.int64))
+    doubled_pairs = 2 * (n - positives) * positives
+    area = _ratio(
+        xp,
+        xp.astype(doubled_area, scores.dtype),
+        xp.astype(doubled_pairs, scores.dtype),
+    )
+    return xp.where(doubled_pairs > 0, area, xp.nan)
+
+
+def binary_rows(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, Any]:
+    """Accuracy, F1 and ROC AUC of every row of ``proba``, as (m,) arrays.
+
+    The same figures as :func:`accuracy`, :func:`f1` and :func:`roc_auc` of
+    each row with ``y_pred = proba > threshold``, computed for all rows at
+    once (see :func:`roc_auc_rows`).
+
+    Args:
+        y_true: True labels, shape (n,).
+        proba: Probability of class 1 per row, shape (m, n).
+        threshold: Class 1 is predicted where ``proba > threshold``.
+    """
+    xp = namespace_of(y_true, proba)
+    dtype = _label_float(xp)
+    predicted = proba > threshold
+    actual = (y_true == 1)[None, :]
+    hits = y_true[None, :] == xp.astype(predicted, y_true.dtype)
+    tp = xp.sum(xp.astype(predicted & actual, dtype), axis=1)
+    fp = xp.sum(xp.astype(predicted & ~actual, dtype), axis=1)
+    fn = xp.sum(xp.astype(~predicted & actual, dtype), axis=1)
+    return {
+        "accuracy": xp.mean(xp.astype(hits, dtype), axis=1),
+        "f1": _ratio(xp, 2 * tp, 2 * tp + fp + fn),
+        "roc_auc": roc_auc_rows(y_true, proba),
+    }
+
+
 def tpr_at_fpr(y_true: Any, scores: Any, fprs: tuple[float, ...] = DEFAULT_FPRS) -> Any:
     """The best true-positive rate at each false-positive-rate budget.
 

@@ -190,25 +190,28 @@ def validation_metrics(
         One dict of figures per entry of ``rows``.
     """
     xp = backend.xp
-    figures = [_figures(xp, task, y, outputs[i, ...]) for i in rows]
-    if not figures:
+    if not rows:
         return []
-    names = list(figures[0])
-    flat = xp.stack([xp.astype(f[k], xp.float64) for f in figures for k in names])
-    host = backend.to_host(flat).reshape(len(figures), len(names))
+    if task == "binary":
+        # All members at once: one sort for every ROC rather than one each.
+        index = backend.asarray(np.asarray(rows, dtype=np.int64))
+        stacked = metrics.binary_rows(y, xp.take(outputs[..., 0], index, axis=0))
+        names = [f"val_{name}" for name in stacked]
+        flat = xp.stack([xp.astype(v, xp.float64) for v in stacked.values()], axis=1)
+    else:
+        figures = [_figures(xp, task, y, outputs[i, ...]) for i in rows]
+        names = list(figures[0])
+        flat = xp.stack([xp.astype(f[k], xp.float64) for f in figures for k in names])
+    host = backend.to_host(flat).reshape(len(rows), len(names))
     return [dict(zip(names, (float(v) for v in row), strict=True)) for row in host]
 
 
 def _figures(xp: Any, task: str, y: Array, output: Array) -> dict[str, Array]:
-    """One member's validation figures as 0-d arrays; ``output`` ``(n, outputs)``."""
-    if task == "binary":
-        p = output[:, 0]
-        pred = xp.astype(p > 0.5, xp.int64)
-        return {
-            "val_accuracy": metrics.accuracy(y, pred),
-            "val_f1": metrics.f1(y, pred),
-            "val_roc_auc": metrics.roc_auc(y, p),
-        }
+    """One member's multiclass or regression figures as 0-d arrays.
+
+    ``output`` is ``(n, outputs)``; binary figures come from
+    :func:`metrics.binary_rows` for all members at once.
+    """
     if task == "multiclass":
         pred = xp.argmax(output, axis=1)
         return {

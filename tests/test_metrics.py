@@ -216,6 +216,83 @@ def test_roc_single_class_is_nan(backend: Backend, label: int) -> None:
     assert np.isnan(_host(backend, metrics.tpr_at_fpr(y, scores))).all()
 
 
+# Rows: a stack's members scored at once.
+
+
+def _assert_rows(y: np.ndarray, proba: np.ndarray, result: dict) -> None:
+    """Each row's figures are scikit-learn's for that row alone."""
+    for i, p in enumerate(proba):
+        pred = (p > 0.5).astype(np.int64)
+        assert result["accuracy"][i] == pytest.approx(
+            sk.accuracy_score(y, pred), rel=1e-12
+        )
+        assert result["f1"][i] == pytest.approx(
+            sk.f1_score(y, pred, zero_division=0), rel=1e-12
+        )
+        assert result["roc_auc"][i] == pytest.approx(sk.roc_auc_score(y, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("decimals", DECIMALS)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_binary_rows(backend: Backend, seed: int, n: int, decimals: int | None) -> None:
+    rng = np.random.default_rng(seed)
+    y, first = _binary(rng, n)
+    # Rows that lean towards the labels by different amounts, one against them.
+    proba = np.stack([first, np.clip(0.1 * y + 0.9 * rng.random(n), 0, 1), 1.0 - first])
+    proba = _rounded(proba, decimals)
+    result = metrics.binary_rows(backend.asarray(y), backend.asarray(proba))
+    host = {k: _host(backend, v) for k, v in result.items()}
+    assert all(v.shape == (3,) for v in host.values())
+    _assert_rows(y, proba, host)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    labels=st.lists(st.integers(0, 1), min_size=2, max_size=30).filter(
+        lambda labels: len(set(labels)) == 2
+    ),
+    data=st.data(),
+)
+def test_binary_rows_on_tied_scores(
+    backend: Backend, labels: list[int], data: st.DataObject
+) -> None:
+    # Few distinct scores per row, so ties span labels and cross row ends.
+    rows = data.draw(st.integers(1, 4))
+    scores = data.draw(
+        st.lists(
+            st.lists(
+                st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
+                min_size=len(labels),
+                max_size=len(labels),
+            ),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
+    y, proba = np.array(labels), np.array(scores)
+    result = metrics.binary_rows(backend.asarray(y), backend.asarray(proba))
+    _assert_rows(y, proba, {k: _host(backend, v) for k, v in result.items()})
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_binary_rows_single_class(backend: Backend, label: int) -> None:
+    y = np.full(5, label)
+    proba = np.array([[0.1, 0.7, 0.7, 0.2, 0.9], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    result = metrics.binary_rows(backend.asarray(y), backend.asarray(proba))
+    assert np.isnan(_host(backend, result["roc_auc"])).all()
+    pred = proba > 0.5
+    np.testing.assert_allclose(
+        _host(backend, result["accuracy"]), (pred == (y == 1)).mean(axis=1)
+    )
+    expected_f1 = [sk.f1_score(y, p, zero_division=0) for p in pred.astype(int)]
+    np.testing.assert_allclose(_host(backend, result["f1"]), expected_f1)
+
+
 # Probabilities.
 
 

@@ -166,9 +166,13 @@ def _run_locked(
     folder.drop_torn_line()
     kept = folder.finished(len(trials))
     recorded = folder.results()
-    for i, summary in kept.items():
-        if recorded.get(i, {}).get("state") != summary["state"]:
-            folder.add_result(result_record(i, trials[i], summary["state"], summary))
+    folder.add_results(
+        [
+            result_record(i, trials[i], summary["state"], summary)
+            for i, summary in kept.items()
+            if recorded.get(i, {}).get("state") != summary["state"]
+        ]
+    )
     todo = [i for i in range(len(trials)) if i not in kept]
     dataset = dataset_for(settings.data)
     X = dataset.parts["train"][0]

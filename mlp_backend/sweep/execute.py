@@ -249,15 +249,17 @@ def _record(
                 trial.set_status(state, reason=message)
     for outcome in outcomes:
         i = outcome["trial"]
-        record = result_record(
-            i,
-            trials[i],
-            outcome["state"],
-            outcome["summary"],
-            outcome["error"],
-            outcome.get("members"),
+        written.append(
+            result_record(
+                i,
+                trials[i],
+                outcome["state"],
+                outcome["summary"],
+                outcome["error"],
+                outcome.get("members"),
+            )
         )
-        folder.add_result(record)
-        written.append(record)
+    folder.add_results(written)
+    for record in written:
         on_result(record)
     return written

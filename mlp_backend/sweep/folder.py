@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +178,16 @@ class SweepFolder:
             with open(path, "r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def add_result(self, record: dict[str, Any]) -> None:
-        """Appends a line to ``results.jsonl`` and rewrites ``results.csv``."""
-        append_jsonl(self.path / "results.jsonl", record)
-        self.write_csv(self.results())
+    def add_results(self, records: Sequence[dict[str, Any]]) -> None:
+        """Appends a line per record to ``results.jsonl``; rewrites ``results.csv``.
+
+        A group's records come together, so the table is rewritten once per
+        group rather than once per trial.
+        """
+        for record in records:
+            append_jsonl(self.path / "results.jsonl", record)
+        if records:
+            self.write_csv(self.results())
 
     def write_csv(self, records: dict[int, dict[str, Any]]) -> None:
         columns: list[str] = []
