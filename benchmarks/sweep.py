@@ -15,7 +15,11 @@ Usage::
    command with its start-up, data loading and run files; and, like for
    like, the same loops as a whole process of their own (Python, ``import
    torch``, reading the data with this package's loader for the same split).
+   Each PyTorch figure is divided by the fused command timed right before
+   and after it, since the machine's speed drifts over a minute.
 4. With ``--reference``: ``--preset reference`` fused and with ``--no-fuse``.
+
+The package's bytecode is compiled first (see :func:`compile_package`).
 """
 
 from __future__ import annotations
@@ -235,15 +239,26 @@ def main() -> None:
             print("PyTorch comparison skipped: torch is not installed")
         else:
             for label, threads in (("default threads", None), ("1 thread", 1)):
+                # The machine's speed drifts over the minute PyTorch takes, so
+                # each PyTorch figure is divided by fused runs timed just
+                # before and after it rather than by the median above.
+                name = f"beside-{threads}"
+                before = time_command([*grid, "--name", f"{name}-0"], runs)
                 # The peer's training loops only, against our whole command.
                 seconds = torch_grid(torch, data, threads)
+                between = time_command([*grid, "--name", f"{name}-1"], runs)
                 # Like for like: a whole PyTorch process against ours.
                 whole = torch_process(data, threads)
+                after = time_command([*grid, "--name", f"{name}-2"], runs)
+                loops_ours = (before + between) / 2
+                whole_ours = (between + after) / 2
                 print(
                     f"16-config grid, one-at-a-time PyTorch {torch.__version__} "
-                    f"({label}): loops {seconds:.1f}s, ratio to the fused sweep "
-                    f"{seconds / fused:.2f}x; whole process {whole:.1f}s, ratio "
-                    f"{whole / fused:.2f}x"
+                    f"({label}): loops {seconds:.1f}s, ratio "
+                    f"{seconds / loops_ours:.2f}x to the fused sweep beside it "
+                    f"({loops_ours:.2f}s); whole "
+                    f"process {whole:.1f}s, ratio {whole / whole_ours:.2f}x "
+                    f"({whole_ours:.2f}s)"
                 )
 
         if args.reference:
