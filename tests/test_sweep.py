@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mlp_backend.backend import Backend
 from mlp_backend.errors import RunError, UsageError
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.execute import InlineExecutor, Settings, run_groups
 from mlp_backend.sweep.folder import SweepFolder
-from mlp_backend.sweep.plan import balance, group_cost, plan_groups
+from mlp_backend.sweep.plan import (
+    balance,
+    device_chunks,
+    group_cost,
+    member_bytes,
+    plan_groups,
+)
 from mlp_backend.sweep.report import sort_rows
 from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
 from mlp_backend.sweep_command import report, sweep
@@ -154,6 +161,52 @@ def test_memory_budget_splits_groups() -> None:
     assert len(whole) == 1
     split = plan_groups(trials, range(4), n_rows=1000, n_features=10, max_bytes=100_000)
     assert len(split) > 1
+
+
+def test_numpy_stacks_keep_their_arrays_in_the_cache() -> None:
+    lrs = ",".join(str(0.001 * (k + 1)) for k in range(128))
+    wide = specs.from_options({"hidden": "128", "lr": lrs, "batch_size": "256"}, 1)
+    groups = plan_groups(wide, range(128), n_rows=13314, n_features=10)
+    # 32 members x 256 rows x 128 units x 4 bytes is the 4 MiB limit.
+    assert [len(g.trials) for g in groups] == [32] * 4
+    assert sorted(i for g in groups for i in g.trials) == list(range(128))
+    # Narrow members reach --max-group first; CuPy is not held to the cache.
+    narrow = specs.from_options({"hidden": "16", "lr": lrs, "batch_size": "256"}, 1)
+    assert [len(g.trials) for g in plan_groups(narrow, range(128))] == [64, 64]
+    on_gpu = plan_groups(wide, range(128), n_rows=13314, backend="cupy")
+    assert [len(g.trials) for g in on_gpu] == [64, 64]
+
+
+def test_device_chunks_fit_the_budget() -> None:
+    trials = specs.from_options({"hidden": "8,64", "lr": "0.1,0.05,0.01"}, 1)
+    trials = sorted(trials, key=lambda t: t["hidden"])
+    one = member_bytes(trials[-1], 1000, 10, 4)
+    cuts = device_chunks(trials, 2 * one, 1000, 10, 4)
+    assert sorted(k for cut in cuts for k in cut) == list(range(6))
+    for cut in cuts:
+        widest = max(trials[k]["hidden"][0] for k in cut)
+        padded = dict(trials[cut[0]], hidden=(widest,))
+        assert len(cut) * member_bytes(padded, 1000, 10, 4) <= 2 * one
+    assert len(device_chunks(trials, 10**12, 1000, 10, 4)) == 1
+    # A trial bigger than the whole budget still trains, as a stack of its own.
+    assert device_chunks(trials, 1, 1000, 10, 4) == [[k] for k in range(6)]
+
+
+def test_a_group_cut_to_fit_the_device_trains_as_before(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, whole = run_sweep(options(small_magic, tmp_path / "a", batch_size="16"))
+    # A device with room for none of them: each trial becomes a stack alone.
+    monkeypatch.setattr(
+        Backend, "memory", lambda self: {"memory_used": 0, "memory_total": 1}
+    )
+    _, cut = run_sweep(options(small_magic, tmp_path / "b", batch_size="16"))
+    assert [r["members"] for r in whole] == [4] * 4
+    assert [r["members"] for r in cut] == [1] * 4
+    for w, c in zip(whole, cut, strict=True):
+        assert c["state"] == w["state"] == "finished"
+        for key in ("val_loss", "test_f1", "test_log_loss"):
+            assert c[key] == pytest.approx(w[key], abs=1e-10)
 
 
 def test_successive_halving_rungs() -> None:

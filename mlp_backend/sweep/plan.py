@@ -22,9 +22,12 @@ depends on the backend (:func:`width_ratio`):
   member to twice its width doubles its work, so only equal widths share a
   stack and the cores are filled with processes instead.
 
-Groups are then cut into chunks of at most ``max_group`` members and at most
-``max_bytes`` of estimated working memory, and returned costliest first so
-that a pool of workers ends at about the same time (longest job first).
+Groups are then cut into chunks of at most ``max_group`` members, at most
+``max_bytes`` of estimated working memory and, on NumPy, activation arrays of
+at most :data:`STACK_CACHE_BYTES`; they are returned costliest first so that
+a pool of workers ends at about the same time (longest job first). On CuPy
+the worker cuts its group further to fit the device's free memory
+(:func:`device_chunks`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,17 @@ STEP_OVERHEAD = 4096
 #: 256 (m members of width w took about 3 + m (3 + 0.048 w) ms on MAGIC), so a
 #: member is charged as if it had 64 more hidden units.
 MEMBER_UNITS = 64
+#: On NumPy, the most bytes of one activation array of a stack (members x
+#: batch rows x widest layer) before it is cut into chunks: past it a step's
+#: arrays fall out of the cache. Measured per member-epoch at batch 256 on this
+#: 2-core EPYC: width 128 took 6.0 ms at 32 members (4 MiB) and 15.0 ms at 64
+#: (8 MiB); width 64, 4.8 ms at 64 members (4 MiB) and 12 to 16 ms at 128 and
+#: 256 (``benchmarks/RESULTS.md``).
+STACK_CACHE_BYTES = 4 * 2**20
+#: On CuPy, the share of the device's free memory, when a group starts, that
+#: its stacks may be estimated to use: the rest is headroom for CuPy's memory
+#: pool, the estimate's slack and other processes on the device.
+DEVICE_SHARE = 0.5
 SHARED_KEYS = (
     "activation",
     "optimizer",
@@ -163,9 +177,10 @@ def plan_groups(
     for members in by_key.values():
         order = sorted(members, key=lambda i: (tuple(trials[i]["hidden"]), i))
         ratio = width_ratio(backend, int(trials[members[0]]["batch_size"]))
+        cache = STACK_CACHE_BYTES if backend == "numpy" else None
         for band in _width_bands(trials, order, ratio):
             groups += _chunks(
-                trials, band, max_group, max_bytes, n_rows, n_features, itemsize
+                trials, band, max_group, max_bytes, cache, n_rows, n_features, itemsize
             )
     return sorted(groups, key=lambda g: -group_cost(trials, g))
 
@@ -175,6 +190,7 @@ def _chunks(
     band: list[int],
     max_group: int,
     max_bytes: int | None,
+    cache_bytes: int | None,
     n_rows: int,
     n_features: int,
     itemsize: int,
@@ -192,8 +208,14 @@ def _chunks(
                 )
             ),
         )
-        cost = member_bytes(widest, n_rows, n_features, itemsize) * (len(current) + 1)
+        members = len(current) + 1
+        cost = member_bytes(widest, n_rows, n_features, itemsize) * members
         too_big = max_bytes is not None and cost > max_bytes
+        if cache_bytes is not None:
+            batch = int(widest["batch_size"])
+            rows = min(batch, n_rows) if n_rows else batch
+            layer = members * rows * max(widest["hidden"]) * itemsize
+            too_big = too_big or layer > cache_bytes
         if current and (len(current) >= max_group or too_big):
             chunks.append(Group(tuple(sorted(current))))
             current = []
@@ -201,6 +223,29 @@ def _chunks(
     if current:
         chunks.append(Group(tuple(sorted(current))))
     return chunks
+
+
+def device_chunks(
+    trials: Sequence[Trial],
+    budget: int,
+    n_rows: int,
+    n_features: int,
+    itemsize: int,
+) -> list[list[int]]:
+    """One group's trials cut into stacks whose estimated memory fits ``budget``.
+
+    The worker's own cut on CuPy, where the budget is what its device has
+    free (see :data:`DEVICE_SHARE`): the planner does not know the device a
+    group will run on. A trial too big on its own is a stack by itself.
+
+    Returns:
+        Positions in ``trials``, one list per stack, in order.
+    """
+    band = list(range(len(trials)))
+    chunks = _chunks(
+        trials, band, len(band), budget, None, n_rows, n_features, itemsize
+    )
+    return [list(chunk.trials) for chunk in chunks]
 
 
 def balance(

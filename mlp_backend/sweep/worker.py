@@ -44,6 +44,7 @@ from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
 from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json
 from mlp_backend.sweep.folder import trial_name
+from mlp_backend.sweep.plan import DEVICE_SHARE, device_chunks
 from mlp_backend.sweep.spec import Trial, member, train_config
 from mlp_backend.train import (
     MONITORS,
@@ -160,26 +161,65 @@ class SuccessiveHalving:
 def run_group(job: GroupJob) -> list[dict[str, Any]]:
     """Trains a group; returns one record per trial, in the job's order.
 
-    A group that raises is tried again one trial at a time, so that a bad
-    trial fails alone; a trial that raises on its own is recorded as
-    ``failed`` with its error.
+    The group is one stack, or several one after another where the device's
+    free memory calls for it (:func:`_fitting`). A stack that raises is tried
+    again one trial at a time, so that a bad trial fails alone; a trial that
+    raises on its own is recorded as ``failed`` with its error.
     """
-    if (Path(job.folder) / STOP_REQUEST).exists():
-        # The sweep was interrupted before this group began: it is left,
-        # untouched, to a resume.
-        return []
-    try:
-        return _train(job, job.trials)
-    except Exception as exc:
-        if len(job.trials) == 1:
-            return [_failed(job, *job.trials[0], exc)]
-        logger.warning(
-            "group of %d failed (%s); trying its trials one by one",
+    records: list[dict[str, Any]] = []
+    for stack in _fitting(job):
+        if (Path(job.folder) / STOP_REQUEST).exists():
+            # The sweep was interrupted before this stack began: it is left,
+            # untouched, to a resume.
+            break
+        records += _train_or_split(job, stack)
+    return records
+
+
+def _fitting(job: GroupJob) -> list[tuple[tuple[int, Trial], ...]]:
+    """The group's trials in stacks that fit the device's free memory.
+
+    Only a device that reports its memory (CuPy) cuts a group; on the host
+    the planner's ``--max-bytes`` and cache limits have already applied.
+    """
+    backend = get_backend(job.backend, job.dtype)
+    memory = backend.memory()
+    if memory["memory_total"] is None or memory["memory_used"] is None:
+        return [job.trials]
+    free = memory["memory_total"] - memory["memory_used"]
+    X = dataset_for(job.data).parts["train"][0]
+    cuts = device_chunks(
+        [trial for _, trial in job.trials],
+        int(DEVICE_SHARE * free),
+        int(X.shape[0]),
+        int(X.shape[1]),
+        4 if job.dtype == "float32" else 8,
+    )
+    if len(cuts) > 1:
+        logger.info(
+            "group of %d trials trained as %d stacks to fit %.0f MiB of free "
+            "device memory",
             len(job.trials),
-            exc,
+            len(cuts),
+            free / 2**20,
+        )
+    return [tuple(job.trials[k] for k in cut) for cut in cuts]
+
+
+def _train_or_split(
+    job: GroupJob, pairs: tuple[tuple[int, Trial], ...]
+) -> list[dict[str, Any]]:
+    """Trains one stack; if it raises, its trials one at a time."""
+    try:
+        return _train(job, pairs)
+    except Exception as exc:
+        if len(pairs) == 1:
+            return [_failed(job, *pairs[0], exc)]
+        logger.warning(
+            "group of %d failed (%s); trying its trials one by one", len(pairs), exc
         )
     records = []
-    for pair in job.trials:
+    for pair in pairs:
         try:
             records += _train(job, (pair,))
         except Exception as exc:
