@@ -74,7 +74,7 @@ def phases(
         loss = stack.loss.value(xp, out, device.T_val)
         proba = stack.loss.output(xp, out)
         return backend.to_host(loss), validation_metrics(
-            backend, device.task, device.y_val, proba, [0]
+            backend, device.task, device.y_val, proba, [0], out
         )
 
     def generic_step() -> None:

@@ -221,6 +221,10 @@ class _MLP:
 
     def _output(self, X: np.ndarray) -> np.ndarray:
         """The network's probabilities or values on host rows, ``(rows, outputs)``."""
+        return self._run(X, logits=False)
+
+    def _run(self, X: np.ndarray, logits: bool) -> np.ndarray:
+        """The network's logits, or its outputs, on host rows ``(rows, outputs)``."""
         if not hasattr(self, "params_"):
             raise UsageError(
                 f"this {type(self).__name__} is not fitted yet; call fit first"
@@ -232,7 +236,9 @@ class _MLP:
                 f"{self.n_features_in_}"
             )
         rows = self.backend_.asarray(self.standardizer_.transform(X)[None])
-        return self.backend_.to_host(self._stack.predict_output(rows)[0, ...])
+        z, _ = self._stack.forward(rows)
+        out = z if logits else self._stack.loss.output(self.backend_.xp, z)
+        return self.backend_.to_host(out[0, ...])
 
     def to_saved(self, config: dict[str, Any]) -> SavedModel:
         """The fitted network in the form ``model.npz`` stores."""
@@ -341,6 +347,16 @@ class MLPClassifier(_MLP):
         if self.task_ == "binary":
             return np.concatenate([1.0 - out, out], axis=1)
         return out
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """The logits: ``(rows,)`` for two classes (positive: ``classes_[1]``),
+        ``(rows, classes)`` for more.
+
+        They order rows like :meth:`predict_proba` but do not saturate, so
+        ROC metrics are computed on them.
+        """
+        z = self._run(X, logits=True)
+        return z[:, 0] if self.task_ == "binary" else z
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels, ``(rows,)``, as the label strings of ``classes_``."""

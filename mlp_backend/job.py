@@ -322,7 +322,11 @@ class Recorder:
 
 
 def evaluate(
-    backend: Backend, task: str, y: np.ndarray, output: np.ndarray
+    backend: Backend,
+    task: str,
+    y: np.ndarray,
+    output: np.ndarray,
+    scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All test metrics of one model's output on host rows, as plain values.
 
@@ -330,6 +334,9 @@ def evaluate(
         y: Class indices (or targets) ``(rows,)``.
         output: Probabilities ``(rows, classes)`` (classification) or values
             ``(rows,)`` (regression).
+        scores: For a binary task, the logits ``(rows,)``, which the ROC
+            metrics rank (see :func:`metrics.binary_rows`); None ranks the
+            probabilities.
     """
     if task == "regression":
         return metrics.regression_report(
@@ -337,7 +344,10 @@ def evaluate(
         )
     y_dev = backend.asarray(y, dtype=backend.xp.int64)
     if task == "binary":
-        return metrics.binary_report(backend, y_dev, backend.asarray(output[:, 1]))
+        ranked = None if scores is None else backend.asarray(scores)
+        return metrics.binary_report(
+            backend, y_dev, backend.asarray(output[:, 1]), scores=ranked
+        )
     return metrics.multiclass_report(backend, y_dev, backend.asarray(output))
 
 

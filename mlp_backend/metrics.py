@@ -346,7 +346,9 @@ def roc_auc_rows(y_true: Any, scores: Any) -> Any:
     return xp.where(doubled_pairs > 0, area, xp.nan)
 
 
-def binary_rows(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, Any]:
+def binary_rows(
+    y_true: Any, proba: Any, threshold: float = 0.5, scores: Any | None = None
+) -> dict[str, Any]:
     """Accuracy, F1 and ROC AUC of every row of ``proba``, as (m,) arrays.
 
     The same figures as :func:`accuracy`, :func:`f1` and :func:`roc_auc` of
@@ -357,6 +359,10 @@ def binary_rows(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, An
         y_true: True labels, shape (n,).
         proba: Probability of class 1 per row, shape (m, n).
         threshold: Class 1 is predicted where ``proba > threshold``.
+        scores: What the ROC ranks, shape (m, n); ``proba`` when None. Pass
+            the logits: probabilities saturate at 0 and 1 where the logits
+            still differ (in float32 from about |z| > 17), and the ties that
+            makes would lower the area.
     """
     xp = namespace_of(y_true, proba)
     dtype = _label_float(xp)
@@ -369,7 +375,7 @@ def binary_rows(y_true: Any, proba: Any, threshold: float = 0.5) -> dict[str, An
     return {
         "accuracy": xp.mean(xp.astype(hits, dtype), axis=1),
         "f1": _ratio(xp, 2 * tp, 2 * tp + fp + fn),
-        "roc_auc": roc_auc_rows(y_true, proba),
+        "roc_auc": roc_auc_rows(y_true, proba if scores is None else scores),
     }
 
 
@@ -522,7 +528,11 @@ def _to_counts(backend: Backend | None, array: Any) -> list[list[int]]:
 
 
 def binary_report(
-    backend: Backend | None, y_true: Any, proba: Any, threshold: float = 0.5
+    backend: Backend | None,
+    y_true: Any,
+    proba: Any,
+    threshold: float = 0.5,
+    scores: Any | None = None,
 ) -> dict[str, Any]:
     """Every binary metric of one evaluation, as plain Python values.
 
@@ -534,6 +544,9 @@ def binary_report(
             order, but the threshold and the log loss read it as a probability.
         threshold: Class 1 is predicted where ``proba > threshold``, the rule
             of scikit-learn's ``MLPClassifier.predict``.
+        scores: What the ROC metrics rank, shape (n,); ``proba`` when None.
+            The logits rank without the ties a saturated probability makes
+            (see :func:`binary_rows`).
 
     Returns:
         ``accuracy``, ``precision``, ``recall``, ``f1``, ``roc_auc`` and
@@ -543,18 +556,19 @@ def binary_report(
     """
     xp = namespace_of(y_true, proba)
     y_pred = xp.astype(proba > threshold, y_true.dtype)
+    ranked = proba if scores is None else scores
     scalars = {
         "accuracy": accuracy(y_true, y_pred),
         "precision": precision(y_true, y_pred),
         "recall": recall(y_true, y_pred),
         "f1": f1(y_true, y_pred),
-        "roc_auc": roc_auc(y_true, proba),
+        "roc_auc": roc_auc(y_true, ranked),
         "log_loss": log_loss(y_true, proba),
     }
     report: dict[str, Any] = {
         key: _to_float(backend, value) for key, value in scalars.items()
     }
-    rates = _to_floats(backend, tpr_at_fpr(y_true, proba))
+    rates = _to_floats(backend, tpr_at_fpr(y_true, ranked))
     report["tpr_at_fpr"] = {
         str(budget): rate for budget, rate in zip(DEFAULT_FPRS, rates, strict=True)
     }

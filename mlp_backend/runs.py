@@ -278,6 +278,10 @@ class FolderLock:
             return self
         raise RunError(f"cannot take the lock {self.path}")
 
+    def held(self) -> bool:
+        """Whether a live process holds the lock now (another host's counts)."""
+        return self.path.exists() and not self._stale()
+
     def _stale(self) -> bool:
         try:
             host, pid = self.path.read_text().split()

@@ -202,7 +202,12 @@ def report(
         click.echo(savings)
     if summary.survival is not None:
         click.echo(survival_line(summary.survival, sort_by, len(summary.rows)))
-    if summary.unended:
+    if summary.unended and summary.running:
+        click.echo(
+            f"{summary.unended} of {summary.total} trials have no final result "
+            "yet: the sweep is still running"
+        )
+    elif summary.unended:
         click.echo(
             f"{summary.unended} of {summary.total} trials have no final result "
             f"(not begun, interrupted or failed); mlp-backend sweep --resume "

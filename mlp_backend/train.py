@@ -174,7 +174,12 @@ def to_device(
 
 
 def validation_metrics(
-    backend: Backend, task: str, y: Array, outputs: Array, rows: Sequence[int]
+    backend: Backend,
+    task: str,
+    y: Array,
+    outputs: Array,
+    rows: Sequence[int],
+    logits: Array | None = None,
 ) -> list[dict[str, float]]:
     """The per-epoch validation figures of some members, as Python floats.
 
@@ -185,6 +190,8 @@ def validation_metrics(
         y: Class indices (or targets, for regression) ``(n,)``.
         outputs: The stack's probabilities or values ``(m, n, outputs)``.
         rows: The members (rows of ``outputs``) to score.
+        logits: The stack's logits ``(m, n, outputs)``, which the binary ROC
+            ranks (see :func:`metrics.binary_rows`); None ranks ``outputs``.
 
     Returns:
         One dict of figures per entry of ``rows``.
@@ -195,7 +202,10 @@ def validation_metrics(
     if task == "binary":
         # All members at once: one sort for every ROC rather than one each.
         index = backend.asarray(np.asarray(rows, dtype=np.int64))
-        stacked = metrics.binary_rows(y, xp.take(outputs[..., 0], index, axis=0))
+        scores = None if logits is None else xp.take(logits[..., 0], index, axis=0)
+        stacked = metrics.binary_rows(
+            y, xp.take(outputs[..., 0], index, axis=0), scores=scores
+        )
         names = [f"val_{name}" for name in stacked]
         flat = xp.stack([xp.astype(v, xp.float64) for v in stacked.values()], axis=1)
     else:
@@ -508,6 +518,7 @@ class Trainer:
                             self.data.y_val,
                             outputs,
                             scored,
+                            outputs_z,
                         ),
                         strict=True,
                     )

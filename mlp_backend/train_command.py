@@ -262,7 +262,9 @@ def _train_run(
     # Test metrics on the weights the run keeps, then the files.
     X_test, y_test = dataset.parts["test"]
     output = _raw_output(estimator, X_test)
-    test = evaluate(backend, dataset.task, y_test, output)
+    test = evaluate(
+        backend, dataset.task, y_test, output, _binary_logits(estimator, X_test)
+    )
     saved = estimator.to_saved(config)
     saved.standardizer = dataset.standardizer
     summary = finish_run(
@@ -283,6 +285,13 @@ def _raw_output(estimator, X: np.ndarray) -> np.ndarray:
     if isinstance(estimator, MLPRegressor):
         return estimator._output(X)[:, 0]
     return estimator.predict_proba(X)
+
+
+def _binary_logits(estimator, X: np.ndarray) -> np.ndarray | None:
+    """What the ROC metrics rank for a two-class model, None for other tasks."""
+    if isinstance(estimator, MLPRegressor) or len(estimator.classes_) != 2:
+        return None
+    return estimator.decision_function(X)
 
 
 def _report(path: Path, summary: dict[str, Any]) -> None:
@@ -355,7 +364,7 @@ def run_evaluate(
         output = estimator.predict(X)
     else:
         output = estimator.predict_proba(X)
-    return evaluate(backend, task, y, output)
+    return evaluate(backend, task, y, output, _binary_logits(estimator, X))
 
 
 def run_predict(run: Path, file: Path, backend_name: str | None):

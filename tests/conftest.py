@@ -8,6 +8,7 @@ other sets, e.g. ``cupy`` on a GPU machine.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,15 @@ SHARED = Path(os.environ.get("MLP_BACKEND_SHARED", REPO.parent / "shared"))
 CASES = SHARED / "cases"
 
 BACKENDS = os.environ.get("MLP_TEST_BACKENDS", "numpy,array_api_strict").split(",")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points the package logger at the runner's stream; undo that."""
+    logger = logging.getLogger("mlp_backend")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -33,15 +32,6 @@ from tests.conftest import CASES, case_file
 
 TPR_KEYS = ["0.01", "0.02", "0.05", "0.1", "0.2"]
 FAST = ["--epochs", "2", "--hidden", "8", "--batch-size", "64"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points the package logger at the runner's stream; undo that."""
-    logger = logging.getLogger("mlp_backend")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture

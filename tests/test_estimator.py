@@ -65,6 +65,27 @@ def test_multiclass_three_classes():
     assert model.score(X[240:], y[240:]) > 0.85
 
 
+def test_decision_function_gives_the_logits_behind_the_probabilities():
+    X, y = blobs()
+    model = MLPClassifier(**FAST).fit(X[:200], y[:200])
+    z = model.decision_function(X[200:])
+    assert z.shape == (100,)
+    np.testing.assert_allclose(
+        1.0 / (1.0 + np.exp(-z)), model.predict_proba(X[200:])[:, 1], rtol=1e-5
+    )
+    X3, y3 = blobs(n=360, classes=("a", "b", "c"))
+    model3 = MLPClassifier(**FAST).fit(X3[:240], y3[:240])
+    z3 = model3.decision_function(X3[240:])
+    assert z3.shape == (120, 3)
+    softmax = np.exp(z3 - z3.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        softmax / softmax.sum(axis=1, keepdims=True),
+        model3.predict_proba(X3[240:]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
 def test_positive_class_goes_to_index_one():
     X, y = blobs()
     model = MLPClassifier(**FAST, positive="no").fit(X, y)

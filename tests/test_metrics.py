@@ -279,6 +279,26 @@ def test_binary_rows_on_tied_scores(
     _assert_rows(y, proba, {k: _host(backend, v) for k, v in result.items()})
 
 
+def test_roc_ranks_the_scores_given(backend: Backend) -> None:
+    # Probabilities of 1.0 (float32 saturation) for rows of both classes tie,
+    # where their logits would not; given the logits, ROC figures use them.
+    y = np.array([0, 1, 1, 0, 1, 0, 1, 0])
+    logits = np.array([25.0, 30.0, 40.0, 35.0, -3.0, -5.0, 2.0, 0.5])
+    proba = np.where(logits > 17, 1.0, 1.0 / (1.0 + np.exp(-logits)))
+    assert sk.roc_auc_score(y, proba) != sk.roc_auc_score(y, logits)
+    y_b, p_b, z_b = (backend.asarray(a) for a in (y, proba, logits))
+    rows = metrics.binary_rows(y_b, p_b[None, :], scores=z_b[None, :])
+    assert _host(backend, rows["roc_auc"])[0] == pytest.approx(
+        sk.roc_auc_score(y, logits), rel=1e-12
+    )
+    report = metrics.binary_report(backend, y_b, p_b, scores=z_b)
+    assert report["roc_auc"] == pytest.approx(sk.roc_auc_score(y, logits), rel=1e-12)
+    expected = _sklearn_tpr_at_fpr(y, logits, metrics.DEFAULT_FPRS)
+    np.testing.assert_allclose(list(report["tpr_at_fpr"].values()), expected)
+    # Thresholded figures still read the probabilities.
+    assert report["accuracy"] == sk.accuracy_score(y, proba > 0.5)
+
+
 @pytest.mark.parametrize("label", [0, 1])
 def test_binary_rows_single_class(backend: Backend, label: int) -> None:
     y = np.full(5, label)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlp_backend.backend import Backend
+from mlp_backend.cli import main as cli
 from mlp_backend.errors import RunError, UsageError
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
@@ -425,6 +426,41 @@ def test_report_writes_csv_and_figures(small_magic: Path, tmp_path: Path) -> Non
         assert (path / name).read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(report, [str(path), "--sort", "nope"])
     assert bad.exit_code != 0
+
+
+def test_report_tells_a_running_sweep_from_an_interrupted_one(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    path, _ = run_sweep(options(small_magic, tmp_path / "runs"))
+    # As if no trial had ended yet: no results lines, no final summaries.
+    (path / "results.jsonl").write_text("")
+    for summary in path.glob("trial-*/summary.json"):
+        summary.unlink()
+    args = [str(path), "--no-figures"]
+    stopped = CliRunner().invoke(report, args)
+    assert stopped.exit_code == 0, stopped.output
+    assert "4 of 4 trials have no final result" in stopped.output
+    assert "--resume" in stopped.output
+    with FolderLock(path / "sweep.lock"):  # this live process: a running sweep
+        running = CliRunner().invoke(report, args)
+    assert running.exit_code == 0, running.output
+    assert "still running" in running.output and "--resume" not in running.output
+    same = CliRunner().invoke(cli, ["report", *args, "--x", "lr", "--y", "lr"])
+    assert same.exit_code == 2 and "two different hyperparameters" in same.output
+
+
+def test_seed_list_with_repeats_is_refused() -> None:
+    # seed + r would train seed 1 twice: 0, 1 and 1, 2.
+    with pytest.raises(UsageError, match="--repeats: .*0, 1"):
+        specs.from_options({"seed": "0,1"}, 2)
+    with pytest.raises(UsageError, match="s.toml: repeats"):
+        specs.from_spec({"seed": [1, 2], "repeats": 2}, "s.toml")
+    assert [t["seed"] for t in specs.from_options({"seed": "3"}, 2)] == [3, 4]
+
+
+def test_resume_of_a_missing_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="no such sweep folder"):
+        run_sweep({"resume": tmp_path / "nowhere", "workers": 1})
 
 
 def test_dask_local_cluster_runs_the_same_code_path(

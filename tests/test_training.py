@@ -10,7 +10,6 @@ the data) use the shared files.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mlp_backend.backend import get_backend
 from mlp_backend.cli import main
 from mlp_backend.data import load_table
 from mlp_backend.errors import UsageError
@@ -27,15 +27,6 @@ from mlp_backend.optim import Optimizer, schedule_factor
 from mlp_backend.persist import load_model
 from mlp_backend.train import Member, TrainConfig, Trainer, to_device
 from tests.conftest import case_file
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """The CLI points the package logger at the runner's stream; undo that."""
-    logger = logging.getLogger("mlp_backend")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 def synthetic(n: int = 240, features: int = 4, seed: int = 1, task: str = "binary"):
@@ -291,6 +282,39 @@ def test_divergence_in_trainer_keeps_last_finite_weights(backend32):
 
 
 # B17: a batch larger than the data.
+
+
+def test_validation_roc_ranks_logits_not_saturated_probabilities():
+    # A confident float32 model's sigmoid rounds to exactly 0 or 1 for many
+    # rows, and where rows of both classes tie there, ranking probabilities
+    # moves the area (0.80 recorded against 0.82 in the reference preset).
+    # Wide features and labels flipped at random make such a model; on NumPy
+    # only, since the trajectory at this learning rate depends on rounding
+    # (test_metrics checks the ranking itself on every backend).
+    from sklearn.metrics import roc_auc_score
+
+    backend32 = get_backend("numpy", "float32")
+
+    rng = np.random.default_rng(3)
+    X = 10.0 * rng.normal(size=(800, 4))
+    y = (X @ np.arange(1.0, 5.0) > 0).astype(np.int64)
+    flipped = rng.random(800) < 0.1
+    y[flipped] = 1 - y[flipped]
+    data = to_device(backend32, "binary", 2, (X[:600], y[:600]), (X[600:], y[600:]))
+    config = TrainConfig(
+        activation="relu", optimizer="sgd", batch_size=8, epochs=3, patience=0
+    )
+    member = Member((16,), lr=0.3, momentum=0.0)
+    result = Trainer(backend32, config, [member], data).run()[0]
+    stack = Stack.from_host(
+        backend32, Shape(4, (16,), 1, "relu", "binary_cross_entropy"), [result.params]
+    )
+    z = backend32.to_host(stack.forward(data.X_val)[0])[0, :, 0]
+    proba = backend32.to_host(stack.predict_output(data.X_val))[0, :, 0]
+    # The case in point: the probabilities tie where the logits do not.
+    assert roc_auc_score(y[600:], proba) != roc_auc_score(y[600:], z)
+    record = result.history[result.best_epoch - 1]
+    assert record["val_roc_auc"] == pytest.approx(roc_auc_score(y[600:], z), rel=1e-6)
 
 
 def test_case_b17_five_rows_batch_64_one_step_per_epoch(backend32):

@@ -203,9 +203,9 @@ def _run_locked(
         # A local worker beyond one per group would have nothing to do.
         workers = max(1, min(workers, len(groups)))
     logger.info(
-        "sweep %s: %d trials (%d kept, %d resumed) in %s on %s",
+        "sweep %s: %s (%d kept, %d resumed) in %s on %s",
         folder.path,
-        len(trials),
+        _count(len(trials), "trial"),
         len(kept),
         sum(1 for epoch in started.values() if epoch),
         _count(len(groups), "group"),

@@ -1,10 +1,12 @@
 """The sweep folder: ``sweep.json``, ``results.jsonl``, ``results.csv``.
 
 Layout and guarantees are in ``docs/run-format.md``: ``sweep.json`` is written
-once, atomically, before any trial starts; ``results.jsonl`` only grows, one
-whole line per trial that ended; ``results.csv`` is the same as a table,
-replaced atomically after every line. Only the client (never a worker)
-writes these three files.
+once, atomically, before any trial starts; ``results.jsonl`` only grows, by
+whole lines, one each time a trial ends, fails or is interrupted (a trial
+resumed later adds another, and its last line is its result);
+``results.csv`` is the last line of each trial as a table, replaced
+atomically once per group. Only the client (never a worker) writes these
+three files.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class SweepFolder:
 
     def read(self) -> dict[str, Any]:
         """``sweep.json``, checked enough to resume from."""
+        if not self.path.is_dir():
+            raise RunError(f"{self.path}: no such sweep folder")
         if not (self.path / "sweep.json").is_file():
             raise RunError(f"{self.path} holds no sweep.json (is it a sweep folder?)")
         info = read_json(self.path / "sweep.json")

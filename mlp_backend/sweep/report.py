@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import UsageError
+from mlp_backend.runs import FolderLock
 from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
 from mlp_backend.sweep.spec import KEYS
 
@@ -38,6 +39,8 @@ class Report:
         unended: Trials without a final result (not begun, interrupted or
             failed): a resume trains them.
         total: Trials in the sweep.
+        running: Whether a sweep process holds the folder's lock now (its
+            trials without a result may still be training).
     """
 
     path: Path
@@ -48,6 +51,7 @@ class Report:
     figures: list[Path] = field(default_factory=list)
     unended: int = 0
     total: int = 0
+    running: bool = False
 
 
 def _lower_is_better(column: str) -> bool:
@@ -162,11 +166,17 @@ def build_report(
             raise UsageError(
                 f"{option}: expected a hyperparameter ({', '.join(KEYS)}), got {key!r}"
             )
+    if x_key == y_key:
+        raise UsageError(
+            f"--x and --y: the heatmap needs two different hyperparameters, got "
+            f"{x_key!r} for both"
+        )
     folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
     report.total = len(folder.read()["trials"])
     ended = sum(1 for row in rows if row.get("state") in FINAL_STATES)
     report.unended = report.total - ended
+    report.running = FolderLock(path / "sweep.lock").held()
     if compare is not None:
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:

@@ -153,16 +153,27 @@ def member(trial: Trial) -> Member:
     )
 
 
-def grid(values: Mapping[str, Sequence[Any]], repeats: int = 1) -> list[Trial]:
+def grid(
+    values: Mapping[str, Sequence[Any]], repeats: int = 1, name: str = "--repeats"
+) -> list[Trial]:
     """The product of the listed values; each point ``repeats`` times with seeds
     ``seed, seed + 1, ...``.
 
     Args:
         values: Per key, the values to try (keys left out take the defaults).
         repeats: Seeds per configuration.
+        name: How errors name ``repeats`` (the option, or the spec file's key).
     """
     if repeats < 1:
-        raise UsageError(f"--repeats: must be at least 1, got {repeats}")
+        raise UsageError(f"{name}: must be at least 1, got {repeats}")
+    seeds = list(values.get("seed", []))
+    if repeats > 1 and len(seeds) > 1:
+        # seed + r would train some seeds twice (0,1 x 2 repeats: 0,1,1,2).
+        raise UsageError(
+            f"{name}: draws seeds seed, seed + 1, ... from one seed; with a list "
+            f"of seeds ({', '.join(str(s) for s in seeds)}) leave it out and "
+            "list every seed instead"
+        )
     keys = list(KEYS)
     lists = [list(values.get(k, [DEFAULTS[k]])) for k in keys]
     trials = []
@@ -269,7 +280,7 @@ def from_spec(
         if any(not vs for vs in values.values()):
             empty = next(k for k, vs in values.items() if not vs)
             raise UsageError(f"{where(empty)}: the list is empty")
-        trials = grid(values, repeats)
+        trials = grid(values, repeats, where("repeats"))
     else:
         count = n_trials if n_trials is not None else spec.get("trials")
         count = _number(int)(count, where("trials")) if count is not None else None
@@ -314,5 +325,5 @@ def _random(
                     options[int(rng.integers(len(options)))], where(key)
                 )
             point[key] = [value]
-        trials += grid(point, repeats)
+        trials += grid(point, repeats, where("repeats"))
     return trials

@@ -354,8 +354,8 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     records = []
     X_test, y_test = dataset.parts["test"]
     for k, ((index, trial), result) in enumerate(zip(pairs, results, strict=True)):
-        output = _test_output(backend, dataset, trial, result, X_test)
-        test = evaluate(backend, dataset.task, y_test, output)
+        output, logits = _test_output(backend, dataset, trial, result, X_test)
+        test = evaluate(backend, dataset.task, y_test, output, logits)
         saved = SavedModel(
             result.params, dataset.standardizer, dataset.classes, configs[k]
         )
@@ -378,8 +378,9 @@ def _test_output(
     trial: Trial,
     result: MemberResult,
     X: np.ndarray,
-) -> np.ndarray:
-    """Probabilities ``(rows, classes)`` (values ``(rows,)`` for regression)."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities ``(rows, classes)`` (values ``(rows,)`` for regression),
+    and for a binary task the logits ``(rows,)`` that ROC metrics rank."""
     n_outputs = int(result.params[-1].shape[0])
     shape = Shape(
         int(X.shape[1]),
@@ -389,9 +390,11 @@ def _test_output(
         TASK_LOSS[dataset.task],
     )
     stack = Stack.from_host(backend, shape, [result.params])
-    out = backend.to_host(stack.predict_output(backend.asarray(X[None]))[0])
+    z, _ = stack.forward(backend.asarray(X[None]))
+    out = backend.to_host(stack.loss.output(backend.xp, z)[0])
     if dataset.task == "binary":
-        return np.stack([1.0 - out[:, 0], out[:, 0]], axis=1)
+        logits = backend.to_host(z[0, :, 0])
+        return np.stack([1.0 - out[:, 0], out[:, 0]], axis=1), logits
     if dataset.task == "regression":
-        return out[:, 0]
-    return out
+        return out[:, 0], None
+    return out, None
