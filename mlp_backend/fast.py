@@ -387,8 +387,11 @@ class FastStep:
         delta = buffers["delta"][-1]
         for l in range(layers - 1, -1, -1):
             # [a, 1]^T @ delta = [dW; db]: the batch sum of delta comes with dW.
+            # One row makes it an outer product, which an element-wise multiply
+            # computes exactly without a matrix-product call.
             a = self._A if l == 0 else buffers["a"][l - 1]
-            np.matmul(a.transpose(0, 2, 1), delta, out=self.grad_blocks[l])
+            product = np.multiply if delta.shape[1] == 1 else np.matmul
+            product(a.transpose(0, 2, 1), delta, out=self.grad_blocks[l])
             if l == 0:
                 break
             if l == 1 and delta.shape[2] == 1 and delta.shape[1] > self.inputs:

@@ -107,6 +107,20 @@ def test_fast_step_matches_generic(backend: Backend, activation, loss, kind):
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@on_fast
+def test_batches_of_one_row(backend: Backend, activation, loss):
+    """One row per step: the gradients' outer products as element-wise ones."""
+    (fast_stack, generic_stack), X, T = problem(backend, activation, loss)
+    fast = FastStep(fast_stack, optimizer(backend, "momentum"))
+    generic = GenericStep(generic_stack, optimizer(backend, "momentum"))
+    for s in range(7):
+        fast.step(X, T, s, s + 1, 1.0)
+        generic.step(X, T, s, s + 1, 1.0)
+    assert_close(backend, fast_stack.params, generic_stack.params)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "mean_squared_error"])
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 @on_fast
