@@ -31,6 +31,7 @@ the biases.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -121,6 +122,8 @@ class FastStep:
         backend = stack.backend
         assert backend.native is not None, f"{backend.name} has no in-place fast path"
         self.np: ModuleType = backend.native
+        # Host arrays can be read as Python numbers without a device sync.
+        self._on_host = backend.name == "numpy"
         self.stack = stack
         self.optimizer = optimizer
         np = self.np
@@ -356,6 +359,13 @@ class FastStep:
             # sigmoid(z) - y = (tanh(z / 2) + 1 - 2 y) / 2: four in-place
             # operations with 1 - 2y made once per epoch, and as stable as the
             # two-branch sigmoid for any finite z.
+            if self._on_host and delta.size == 1:
+                # One member, one row: the same formula in Python floats, in
+                # 0.7 us against 7.2 for four ufunc calls on one value, which
+                # was a quarter of a batch-1 step (rounded once, not four times).
+                u = self._shifted(T)[0, start, 0].item()
+                delta[0, 0, 0] = (math.tanh(0.5 * z.item()) + u) * 0.5
+                return delta
             np.multiply(z, 0.5, out=delta)
             np.tanh(delta, out=delta)
             delta += self._shifted(T)[:, start:stop, :]

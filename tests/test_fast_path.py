@@ -121,6 +121,27 @@ def test_batches_of_one_row(backend: Backend, activation, loss):
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@on_fast
+def test_one_member_batches_of_one_row(backend: Backend, activation, loss):
+    """One value per step: the output delta in Python numbers on the host."""
+    (fast_stack, generic_stack), X, T = problem(
+        backend, activation, loss, widths=[(4,)]
+    )
+    X, T = X[:1], T[:1]
+    fast = FastStep(fast_stack, Optimizer(backend, "sgd", LR[:1], [0.0], DECAY[:1]))
+    generic = GenericStep(
+        generic_stack, Optimizer(backend, "sgd", LR[:1], [0.0], DECAY[:1])
+    )
+    for s in range(ROWS):
+        fast.step(X, T, s, s + 1, 1.0)
+        generic.step(X, T, s, s + 1, 1.0)
+    assert_close(backend, fast_stack.params, generic_stack.params)
+    losses = fast.epoch_losses(T, 1, ROWS), generic.epoch_losses(T, 1, ROWS)
+    assert_close(backend, [losses[0]], [losses[1]])
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "mean_squared_error"])
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 @on_fast
