@@ -150,9 +150,9 @@ class Backend:
 def _thread_pools() -> Any:
     """threadpoolctl's view of this process's thread pools, found once.
 
-    Finding them walks every loaded library (8 to 13 ms, measured), which a
-    sweep worker would otherwise pay for each group it trains; the BLAS that
-    NumPy loaded is among them before any training starts.
+    Finding them walks every loaded library (3 ms, measured), which a sweep
+    worker would otherwise pay for each group it trains; the BLAS that NumPy
+    loaded is among them before any training starts.
     """
     from threadpoolctl import ThreadpoolController
 

@@ -361,8 +361,8 @@ def binary_rows(
         threshold: Class 1 is predicted where ``proba > threshold``.
         scores: What the ROC ranks, shape (m, n); ``proba`` when None. Pass
             the logits: probabilities saturate at 0 and 1 where the logits
-            still differ (in float32 from about |z| > 17), and the ties that
-            makes would lower the area.
+            still differ (in float32 from about |z| > 17), and ties between
+            rows of both classes move the area.
     """
     xp = namespace_of(y_true, proba)
     dtype = _label_float(xp)
