@@ -460,14 +460,17 @@ class StopFlag:
     def __init__(
         self, folders: Sequence[RunFolder] = (), also: Sequence[Path] = ()
     ) -> None:
-        self.files = [f.path / STOP_REQUEST for f in folders] + list(also)
+        self.folders = list(folders)
+        self.also = list(also)
         self._next_look = 0.0
 
     def __call__(self) -> bool:
         if _INTERRUPT.is_set():
             return True
         now = time.monotonic()
-        if self.files and now >= self._next_look:
+        if (self.folders or self.also) and now >= self._next_look:
             self._next_look = now + 0.5
-            return any(path.exists() for path in self.files)
+            return any(f.stop_requested for f in self.folders) or any(
+                path.exists() for path in self.also
+            )
         return False

@@ -80,19 +80,26 @@ def accuracy(y_true: Any, y_pred: Any) -> Any:
         A 0-d float array.
     """
     _check_pair("accuracy", y_true, y_pred)
+    return _hit_rate(y_true, y_pred)
+
+
+def _hit_rate(y_true: Any, y_pred: Any) -> Any:
+    """The fraction of right labels along the last axis (``y_pred`` may be
+    ``(m, n)`` against ``y_true`` ``(n,)``: one figure per row)."""
     xp = namespace_of(y_true, y_pred)
-    return xp.mean(xp.astype(y_true == y_pred, _label_float(xp)))
+    return xp.mean(xp.astype(y_true == y_pred, _label_float(xp)), axis=-1)
 
 
 def _binary_counts(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
-    """True positives, false positives and false negatives as 0-d floats."""
+    """True positives, false positives and false negatives along the last axis:
+    0-d floats, or one per row of an ``(m, n)`` ``y_pred``."""
     xp = namespace_of(y_true, y_pred)
     dtype = _label_float(xp)
     true_pos = y_true == 1
     pred_pos = y_pred == 1
-    tp = xp.sum(xp.astype(true_pos & pred_pos, dtype))
-    fp = xp.sum(xp.astype(~true_pos & pred_pos, dtype))
-    fn = xp.sum(xp.astype(true_pos & ~pred_pos, dtype))
+    tp = xp.sum(xp.astype(true_pos & pred_pos, dtype), axis=-1)
+    fp = xp.sum(xp.astype(~true_pos & pred_pos, dtype), axis=-1)
+    fn = xp.sum(xp.astype(true_pos & ~pred_pos, dtype), axis=-1)
     return tp, fp, fn
 
 
@@ -271,19 +278,7 @@ def roc_auc(y_true: Any, scores: Any) -> Any:
         positives or only negatives, where the area is undefined.
     """
     _check_pair("roc_auc", y_true, scores)
-    xp = namespace_of(y_true, scores)
-    fps, tps = _roc_counts(y_true, scores)
-
-    # In count units (one negative by one positive) the doubled trapezoids are
-    # integers, so the sum is exact; only the final division rounds.
-    doubled_area = xp.sum((fps[1:] - fps[:-1]) * (tps[1:] + tps[:-1]))
-    doubled_pairs = 2 * fps[-1] * tps[-1]
-    area = _ratio(
-        xp,
-        xp.astype(doubled_area, scores.dtype),
-        xp.astype(doubled_pairs, scores.dtype),
-    )
-    return xp.where(doubled_pairs > 0, area, xp.nan)
+    return roc_auc_rows(y_true, scores[None, :])[0]
 
 
 def roc_auc_rows(y_true: Any, scores: Any) -> Any:
@@ -330,7 +325,8 @@ def roc_auc_rows(y_true: Any, scores: Any) -> Any:
     step_tp = xp.take(before, ends + 1) - xp.take(before, starts)
     step_fp = ends + 1 - starts - step_tp
     above = xp.take(before, starts) - xp.take(before, (ends // n) * n)
-    # Doubled trapezoids in count units are integers, as in roc_auc.
+    # In count units (one negative by one positive) the doubled trapezoids
+    # are integers, so the sums are exact; only the final division rounds.
     doubled = xp.cumulative_sum(step_fp * (2 * above + step_tp), include_initial=True)
     last = xp.cumulative_sum(xp.sum(xp.astype(closes, xp.int64), axis=1))
     first = xp.concat([xp.zeros(1, dtype=last.dtype, device=where), last[:-1]])
@@ -365,15 +361,10 @@ def binary_rows(
             rows of both classes move the area.
     """
     xp = namespace_of(y_true, proba)
-    dtype = _label_float(xp)
-    predicted = proba > threshold
-    actual = (y_true == 1)[None, :]
-    hits = y_true[None, :] == xp.astype(predicted, y_true.dtype)
-    tp = xp.sum(xp.astype(predicted & actual, dtype), axis=1)
-    fp = xp.sum(xp.astype(predicted & ~actual, dtype), axis=1)
-    fn = xp.sum(xp.astype(~predicted & actual, dtype), axis=1)
+    y_pred = xp.astype(proba > threshold, y_true.dtype)
+    tp, fp, fn = _binary_counts(y_true, y_pred)
     return {
-        "accuracy": xp.mean(xp.astype(hits, dtype), axis=1),
+        "accuracy": _hit_rate(y_true, y_pred),
         "f1": _ratio(xp, 2 * tp, 2 * tp + fp + fn),
         "roc_auc": roc_auc_rows(y_true, proba if scores is None else scores),
     }

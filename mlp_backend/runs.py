@@ -35,6 +35,8 @@ STATES = (
 STOP_REQUEST = "stop.request"
 #: Held by the process that trains a single run, so that no other can.
 RUN_LOCK = "run.lock"
+#: Held by the process that runs a sweep, likewise.
+SWEEP_LOCK = "sweep.lock"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 

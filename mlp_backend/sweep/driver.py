@@ -17,7 +17,7 @@ from mlp_backend.backend import resolve_name
 from mlp_backend.errors import UsageError
 from mlp_backend.job import catch_interrupts, check_metric
 from mlp_backend.options import label_value, option_name
-from mlp_backend.runs import STOP_REQUEST, FolderLock
+from mlp_backend.runs import STOP_REQUEST, SWEEP_LOCK, FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
     Settings,
@@ -149,7 +149,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             trials,
         )
         settings = Settings(data, backend_name, settings.dtype, settings.prune)
-    with FolderLock(folder.path / "sweep.lock"), catch_interrupts():
+    with FolderLock(folder.path / SWEEP_LOCK), catch_interrupts():
         return folder.path, _run_locked(folder, trials, settings, fuse, options)
 
 

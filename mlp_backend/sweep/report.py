@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import UsageError
-from mlp_backend.runs import FolderLock
+from mlp_backend.runs import SWEEP_LOCK, FolderLock
 from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
 from mlp_backend.sweep.spec import KEYS
 
@@ -176,7 +176,7 @@ def build_report(
     report.total = len(folder.read()["trials"])
     ended = sum(1 for row in rows if row.get("state") in FINAL_STATES)
     report.unended = report.total - ended
-    report.running = FolderLock(path / "sweep.lock").held()
+    report.running = FolderLock(path / SWEEP_LOCK).held()
     if compare is not None:
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
