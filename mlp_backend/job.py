@@ -351,19 +351,19 @@ def evaluate(
     return metrics.multiclass_report(backend, y_dev, backend.asarray(output))
 
 
-def resume_folder(path: Path, epoch: int) -> RunFolder:
+def resume_folder(path: Path, epoch: int, *, sync: bool = True) -> RunFolder:
     """A run folder going on after ``epoch``: later epoch records are cut.
 
     Records of the epoch that was in flight when the run was killed may have
     been written after its last checkpoint; ``metrics.jsonl`` is replaced by
     its first ``epoch`` records, and the stop request of a run that was
-    stopped is withdrawn.
+    stopped is withdrawn. ``sync`` as in :class:`RunFolder`.
     """
-    folder = RunFolder(path)
+    folder = RunFolder(path, sync=sync)
     metrics = path / "metrics.jsonl"
     if metrics.is_file():
         kept = metrics.read_bytes().splitlines(keepends=True)[:epoch]
-        replace_bytes(metrics, b"".join(kept))
+        replace_bytes(metrics, b"".join(kept), sync=sync)
     (path / STOP_REQUEST).unlink(missing_ok=True)
     folder.event(f"resumed after epoch {epoch}")
     # The interrupted or stopped run's reason no longer holds.
@@ -380,7 +380,7 @@ def finish_run(
     monitor: str,
 ) -> dict[str, Any]:
     """Writes model.npz, summary.json and the final status of one run."""
-    save_model(folder.path / "model.npz", saved)
+    save_model(folder.path / "model.npz", saved, sync=folder.sync)
     best = result.history[result.best_epoch - 1] if result.best_epoch else {}
     val = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
     summary = {

@@ -40,8 +40,8 @@ class SavedModel:
     config: dict[str, Any]
 
 
-def save_model(path: Path, model: SavedModel) -> None:
-    """Writes ``model.npz`` atomically."""
+def save_model(path: Path, model: SavedModel, *, sync: bool = True) -> None:
+    """Writes ``model.npz`` atomically; ``sync`` as in :func:`replace_bytes`."""
     arrays: dict[str, np.ndarray] = {
         f"{'W' if k % 2 == 0 else 'b'}{k // 2}": np.asarray(p, dtype=np.float64)
         for k, p in enumerate(model.params)
@@ -53,7 +53,7 @@ def save_model(path: Path, model: SavedModel) -> None:
     arrays["format"] = np.array(FORMAT)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    replace_bytes(path, buffer.getvalue())
+    replace_bytes(path, buffer.getvalue(), sync=sync)
 
 
 def load_model(path: Path) -> SavedModel:

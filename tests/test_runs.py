@@ -199,6 +199,28 @@ def test_run_folder_status_keeps_fields_and_rejects_unknown_state(tmp_path):
     assert folder.stop_requested
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_run_folder_waits_for_the_disk_only_when_made_to(tmp_path, monkeypatch, sync):
+    """A sweep's trial folders (sync=False) write the same files, unsynced."""
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    folder = RunFolder(tmp_path, sync=sync)
+    folder.write_config({"epochs": 3})
+    folder.set_status("running", epoch=0)
+    folder.set_status("running", sync=False, epoch=1)
+    folder.write_summary({"state": "finished"})
+    assert len(synced) == (3 if sync else 0)
+    assert read_json(tmp_path / "config.json")["epochs"] == 3
+    assert read_json(tmp_path / "status.json")["epoch"] == 1
+    assert read_json(tmp_path / "summary.json")["state"] == "finished"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json",
+        "status.json",
+        "summary.json",
+    ]
+
+
 # The sweep lock.
 
 

@@ -244,7 +244,7 @@ def _record(
         ]
         # The worker cannot say so itself: mark its trial folders for readers.
         for i in group.trials:
-            trial = RunFolder(folder.trial_path(i))
+            trial = RunFolder(folder.trial_path(i), sync=False)
             if trial.path.is_dir():
                 trial.set_status(state, reason=message)
     for outcome in outcomes:

@@ -279,7 +279,7 @@ def _fresh_folder(path: Path) -> RunFolder:
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    return RunFolder(path)
+    return RunFolder(path, sync=False)
 
 
 def _failed(
@@ -288,7 +288,7 @@ def _failed(
     message = f"{type(exc).__name__}: {exc}"
     logger.error("trial %d failed: %s", index, message)
     logger.debug("%s", "".join(traceback.format_exception(exc)))
-    folder = RunFolder(Path(job.folder) / trial_name(index))
+    folder = RunFolder(Path(job.folder) / trial_name(index), sync=False)
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.event(f"failed: {message}", "error")
     folder.set_status("failed", reason=message)
@@ -305,7 +305,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
     for k, (index, trial) in enumerate(pairs):
         path = Path(job.folder) / trial_name(index)
         if resume is not None:
-            folder = resume_folder(path, resume[k].epoch)
+            folder = resume_folder(path, resume[k].epoch, sync=False)
             folders[k] = folder
             configs.append(read_json(path / "config.json"))
             continue
