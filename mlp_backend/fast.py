@@ -274,8 +274,9 @@ class FastStep:
                 # a bool array casts it on every use (15 us against 33 us
                 # for 4 x 256 x 128 in place).
                 "flag": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
-                # The input rows times the output delta (see _input_layer_grads).
-                "weighted": np.empty((m, rows, self.inputs), dtype),
+                # The input rows times the output delta, transposed (see
+                # _input_layer_grads).
+                "weighted": np.empty((m, self.inputs, rows), dtype),
             }
             self._buffers[rows] = buffers
         return buffers
@@ -442,10 +443,13 @@ class FastStep:
         """
         np = self.np
         stack = self.stack
+        # (A * delta)^T directly: the multiply's inner loop then runs along
+        # the rows rather than along the few inputs, 13 us against 22 for 4
+        # members at batch 256 (measured), and the product reads it as is.
         weighted = self._current["weighted"]
-        np.multiply(self._A, delta, out=weighted)
+        np.multiply(self._A.transpose(0, 2, 1), delta.transpose(0, 2, 1), out=weighted)
         grads = self.grad_blocks[0]
-        np.matmul(weighted.transpose(0, 2, 1), self._derivative(0), out=grads)
+        np.matmul(weighted, self._derivative(0), out=grads)
         grads *= self.W_T[1]
         if stack.masks[0] is not None:
             grads *= stack.masks[0]
