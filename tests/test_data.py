@@ -115,6 +115,30 @@ def test_b12_short_row_is_an_error_naming_file_line_and_counts(loader) -> None:
     assert "expected 11 fields, found 10" in message
 
 
+@pytest.mark.parametrize("label", [0, 5, 10])
+def test_a_long_row_beside_a_short_one_is_still_an_error(
+    tmp_path: Path, label: int
+) -> None:
+    """Row 2 has a field too many and row 4 one too few: the file's total of
+    fields is right, but each row is counted on its own, wherever the label is."""
+    rows = []
+    for row in ROWS:
+        fields = row.split(",")
+        fields.insert(label, fields.pop())
+        rows.append(",".join(fields))
+    assert list(load_table(write(tmp_path, "\n".join(rows)), label=label).labels) == [
+        "g",
+        "g",
+        "g",
+        "h",
+        "h",
+    ]
+    rows[1] += ",1.5"
+    rows[3] = rows[3].rsplit(",", 1)[0] if label < 10 else rows[3].split(",", 1)[1]
+    with pytest.raises(DataError, match="line 2: expected 11 fields, found 12"):
+        load_table(write(tmp_path, "\n".join(rows)), label=label)
+
+
 def test_b12_row_is_neither_dropped_nor_padded(tmp_path: Path) -> None:
     lines = case("B12_short_row.csv").read_text().splitlines()
     # Without the short row the other four load; with it there is no table at all.

