@@ -8,6 +8,7 @@ uninterrupted run: the oracle behind ``sweep --resume`` after ``kill -9``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,28 @@ def test_resumed_members_equal_uninterrupted(
         for pa, pr in zip(a.params, r.params, strict=True):
             # float32 bit for bit: the same operations on the same numbers.
             np.testing.assert_array_equal(pr, pa)
+
+
+def test_checkpoints_keep_to_their_share_of_the_time(backend: Backend) -> None:
+    """A checkpoint of 20 ms with a share of 2% is next due a second later:
+    the run's few-millisecond epochs after the first get none."""
+    every = [s.epoch for s in checkpoints(backend, "sgd", 1)]
+    assert len(every) > 2 and every == list(range(1, len(every) + 1))
+    spaced: list[int] = []
+
+    def slow(j: int, state: MemberState) -> None:
+        time.sleep(0.02)
+        spaced.append(state.epoch)
+
+    Trainer(
+        backend,
+        config("sgd"),
+        MEMBERS[:1],
+        synthetic(backend),
+        checkpoint=slow,
+        checkpoint_share=0.02,
+    ).run()
+    assert spaced == [1]
 
 
 def test_resume_needs_one_epoch_for_all_members(backend: Backend) -> None:

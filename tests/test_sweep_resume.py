@@ -55,10 +55,16 @@ def test_kill_9_midway_then_resume_equals_uninterrupted(
     results = runs / "killed" / "results.jsonl"
     deadline = time.monotonic() + 60
     try:
+        # Midway: two trials have ended and one in flight has a checkpoint
+        # (trials in a sweep need not write one every epoch).
         while time.monotonic() < deadline and process.poll() is None:
-            if results.is_file() and len(results.read_text().splitlines()) >= 2:
+            if (
+                results.is_file()
+                and len(results.read_text().splitlines()) >= 2
+                and list((runs / "killed").glob("trial-*/checkpoint.log"))
+            ):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -47,6 +47,7 @@ from mlp_backend.sweep.folder import trial_name
 from mlp_backend.sweep.plan import DEVICE_SHARE, device_chunks
 from mlp_backend.sweep.spec import Trial, member, train_config
 from mlp_backend.train import (
+    CHECKPOINT_SHARE,
     MONITORS,
     DeviceData,
     MemberResult,
@@ -338,6 +339,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         pruner,
         checkpoint=recorder.checkpoint,
         resume=resume,
+        checkpoint_share=CHECKPOINT_SHARE,
     )
     start = time.perf_counter()
     results = trainer.run()
