@@ -141,6 +141,34 @@ def test_one_member_batches_of_one_row(backend: Backend, activation, loss):
     assert_close(backend, [losses[0]], [losses[1]])
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("width", [4, 100])
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+@on_fast32
+def test_row_step_rounds_as_the_batch_path(backend32: Backend, activation, width, kind):
+    """One member of one hidden layer at batch 1 on the host takes the 1-D
+    row step, which must give the general path's float32 numbers exactly."""
+    backend = backend32
+    (row_stack, batch_stack), X, T = problem(
+        backend, activation, "binary_cross_entropy", widths=[(width,)]
+    )
+    X, T = X[:1], T[:1]
+    steps = [
+        FastStep(stack, Optimizer(backend, kind, LR[:1], MOMENTUM[:1], DECAY[:1]))
+        for stack in (row_stack, batch_stack)
+    ]
+    assert (steps[0]._row is not None) == (backend.name == "numpy")
+    steps[1]._row = None
+    for step in steps:
+        for s in range(ROWS):
+            step.step(X, T, s, s + 1, 1.0)
+    for a, b in zip(row_stack.params, batch_stack.params, strict=True):
+        np.testing.assert_array_equal(backend.to_host(a), backend.to_host(b))
+    np.testing.assert_array_equal(
+        *(backend.to_host(step.epoch_losses(T, 1, ROWS)) for step in steps)
+    )
+
+
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "mean_squared_error"])
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
