@@ -33,6 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
+#: The folder the timed commands run in: ``python -m`` and ``-c`` put the
+#: working directory first on ``sys.path``, where a stray ``grp.py`` once
+#: shadowed the standard library's and ran inside a timed PyTorch process.
+HERE = Path(__file__).resolve().parent
+
 GRID = [
     "--hidden",
     "16,32,64,128",
@@ -94,6 +99,7 @@ def time_command(args: list[str], runs: Path) -> float:
             str(runs),
         ],
         check=True,
+        cwd=HERE,
     )
     return time.perf_counter() - start
 
@@ -179,12 +185,12 @@ def torch_process(data: Path, threads: int | None) -> float:
     """Seconds of a fresh process that imports torch and runs :func:`torch_grid`."""
     code = (
         "import sys; from pathlib import Path\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
         "import torch, sweep\n"
         f"sweep.torch_grid(torch, Path({str(data)!r}), {threads!r})\n"
     )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=HERE)
     return time.perf_counter() - start
 
 
