@@ -61,6 +61,7 @@ def encode(state: MemberState) -> bytes:
         "best_value": state.best_value if math.isfinite(state.best_value) else None,
         "best_epoch": state.best_epoch,
         "waited": state.waited,
+        "stack": list(state.stack),
     }
     body = json.dumps(meta).encode()
     data = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
@@ -174,6 +175,8 @@ def load_checkpoint(
         shuffle = dict(meta["shuffle"])
         # The batch-order generator's state, checked by loading it into one.
         np.random.PCG64().state = shuffle
+        # Logs written before the stack was recorded have none.
+        stack = tuple(str(name) for name in meta.get("stack", []))
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"{path}: the checkpoint is incomplete ({exc})") from None
     _check_fit(path, groups, sizes, optimizer)
@@ -188,6 +191,7 @@ def load_checkpoint(
         best_epoch=best_epoch,
         waited=waited,
         history=read_records(path.parent / "metrics.jsonl", epoch),
+        stack=stack,
     )
 
 

@@ -269,6 +269,11 @@ class MemberState:
         best_epoch: Its epoch, 0 for none.
         waited: Epochs since the last improvement.
         history: The epoch records so far.
+        stack: The names of the members trained in one stack with it at
+            this epoch, itself included, in the stack's order (empty when
+            unknown). A resume trains the same stack again: a member's
+            float numbers can depend on its stack (vectorised and scalar
+            loops round transcendental functions differently).
     """
 
     epoch: int
@@ -281,6 +286,7 @@ class MemberState:
     best_epoch: int
     waited: int
     history: list[dict[str, Any]]
+    stack: tuple[str, ...] = ()
 
 
 Checkpoint = Callable[[int, MemberState], None]
@@ -333,7 +339,11 @@ class Trainer:
         checkpoint_share: When given, checkpoints are skipped after epochs
             so short that writing one every epoch would take more than this
             share of the time (see :data:`CHECKPOINT_SHARE`); a resume then
-            goes on from the last one written.
+            goes on from the last one written. An epoch after which members
+            leave the stack always gets one, so that the stack a resume
+            rebuilds is the one that trained on.
+        names: A name per member for :attr:`MemberState.stack`; the member
+            indices when None.
     """
 
     def __init__(
@@ -348,6 +358,7 @@ class Trainer:
         checkpoint: Checkpoint | None = None,
         resume: Sequence[MemberState] | None = None,
         checkpoint_share: float | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         config.check()
         for m in members:
@@ -360,6 +371,11 @@ class Trainer:
             raise ValueError("resume needs one state per member, all at one epoch")
         self.checkpoint = checkpoint
         self.checkpoint_share = checkpoint_share
+        self.names = (
+            [str(j) for j in range(len(members))] if names is None else list(names)
+        )
+        if len(self.names) != len(members):
+            raise ValueError("names needs one name per member")
         self.resume = list(resume) if resume is not None else None
         self.backend = backend
         self.config = config
@@ -626,12 +642,14 @@ class Trainer:
                 optimizer.select(keep)
                 stepper = make_step(stack, optimizer)
                 active = [active[i] for i in keep]
-            if self.checkpoint is not None and time.perf_counter() >= due:
+            if self.checkpoint is not None and (ended or time.perf_counter() >= due):
                 began = time.perf_counter()
+                together = tuple(self.names[k] for k in active)
                 for i, j in enumerate(active):
                     state = self._state(
                         i, j, epoch, stack, best, optimizer, trackers, shuffles
                     )
+                    state.stack = together
                     self.checkpoint(j, state)
                 if self.checkpoint_share is not None:
                     now = time.perf_counter()

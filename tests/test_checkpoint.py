@@ -8,7 +8,9 @@ uninterrupted run: the oracle behind ``sweep --resume`` after ``kill -9``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,10 @@ from mlp_backend.backend import Backend
 from mlp_backend.checkpoint import (
     COMPACT_AFTER,
     HEADER,
+    MAGIC,
     CheckpointLog,
     encode,
+    last_record,
     load_checkpoint,
 )
 from mlp_backend.errors import RunError
@@ -125,6 +129,47 @@ def test_checkpoints_keep_to_their_share_of_the_time(backend: Backend) -> None:
         checkpoint_share=0.02,
     ).run()
     assert spaced == [1]
+
+
+def test_checkpoints_name_their_stack_and_follow_its_changes(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """With checkpoints kept to a tiny share, the first epoch gets one and so
+    does the epoch after which a member leaves: the survivors' stack."""
+    states: list[MemberState] = []
+    results = Trainer(
+        backend,
+        config("sgd"),
+        MEMBERS,
+        synthetic(backend),
+        checkpoint=lambda j, s: states.append(s),
+        pruner=lambda epoch, monitored: [0] if epoch == 3 else [],
+        checkpoint_share=1e-9,
+        names=["a", "b", "c"],
+    ).run()
+    assert results[0].state == "pruned" and results[0].epochs_run == 3
+    names = {"a": 0, "b": 1, "c": 2}
+    ends = {r.epochs_run for r in results if r.epochs_run < 8}
+    assert {s.epoch for s in states} == {1, *ends}
+    for state in states:
+        training = [n for n, j in names.items() if results[j].epochs_run > state.epoch]
+        assert state.stack == tuple(training)
+    assert [s.stack for s in states if s.epoch == 3] == [("b", "c")] * 2
+    # The stack goes to disk and back; a log written without one reads as ().
+    three = next(s for s in states if s.epoch == 3)
+    path = tmp_path / "checkpoint.log"
+    CheckpointLog(path).write(three)
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in three.history)
+    )
+    assert load_checkpoint(path).stack == ("b", "c")
+    body, values, _ = last_record(encode(three))
+    meta = json.loads(body)
+    del meta["stack"]
+    body = json.dumps(meta).encode()
+    crc = zlib.crc32(values, zlib.crc32(body))
+    path.write_bytes(HEADER.pack(MAGIC, len(body), len(values), crc) + body + values)
+    assert load_checkpoint(path).stack == ()
 
 
 def test_resume_needs_one_epoch_for_all_members(backend: Backend) -> None:

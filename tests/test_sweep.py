@@ -156,6 +156,28 @@ def test_balance_splits_groups_above_a_workers_share() -> None:
     assert balance(trials, groups, 1) == groups
 
 
+def test_a_resume_rebuilds_the_recorded_stacks_as_they_were() -> None:
+    """Stacks [5, 4] and [6, 7] checkpointed at epoch 3 come back whole and
+    in their order, though planning afresh would join them and balance would
+    halve them; a stack with a member at another epoch, or finished, does not."""
+    trials = specs.from_options({"lr": ",".join(f"0.0{k + 1}" for k in range(8))}, 1)
+    started = {4: 3, 5: 3, 6: 3, 7: 3, 0: 2, 1: 3}
+    stacks = {4: (5, 4), 5: (5, 4), 6: (6, 7), 7: (6, 7), 0: (0, 1), 1: (0, 1)}
+    todo = [0, 1, 4, 5, 6, 7]
+    groups = plan_groups(trials, todo, started=started, stacks=stacks)
+    resumed = [g.trials for g in groups if g.resumed]
+    assert sorted(resumed) == [(5, 4), (6, 7)]
+    # Trials 0 and 1 stand at different epochs: each joins no recorded stack.
+    assert sorted(g.trials for g in groups if not g.resumed) == [(0,), (1,)]
+    balanced = balance(trials, groups, 2)
+    assert sorted(g.trials for g in balanced if g.resumed) == [(5, 4), (6, 7)]
+    # Without its partner (finished before the kill), 6 is planned afresh.
+    alone = plan_groups(trials, [6], started={6: 3}, stacks={6: (6, 7)})
+    assert [(g.trials, g.resumed) for g in alone] == [((6,), False)]
+    unfused = plan_groups(trials, todo, fuse=False, started=started, stacks=stacks)
+    assert sorted(g.trials for g in unfused if g.resumed) == [(5, 4), (6, 7)]
+
+
 def test_memory_budget_splits_groups() -> None:
     trials = specs.from_options({"lr": "0.1,0.05,0.01,0.005"}, 1)
     whole = plan_groups(trials, range(4), n_rows=1000, n_features=10)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mlp_backend import job
+from mlp_backend.sweep import worker
 from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep.report import build_report
@@ -186,3 +188,56 @@ def test_workers_end_when_the_sweep_is_killed(
         assert not any(_alive(p) for p in workers), "workers outlived the sweep"
     finally:
         os.killpg(process.pid, signal.SIGKILL) if _alive(process.pid) else None
+
+
+def test_a_resumed_stack_is_the_stack_that_was_interrupted(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trials fused at batch 1, interrupted in epoch 5, then resumed on two
+    workers, where planning afresh would give each trial a worker of its own:
+    the stack is rebuilt from its checkpoints, and every figure equals the
+    uninterrupted sweep's exactly (a lone member rounds differently)."""
+    options = {
+        "data": str(small_magic),
+        "runs_dir": tmp_path / "runs",
+        "hidden": "5",
+        "lr": "0.1,0.01",
+        "epochs": "8",
+        "batch_size": "1",
+        "optimizer": "sgd",
+        "activation": "tanh",
+        "patience": "0",
+        "dtype": "float64",
+        "backend": "numpy",
+        "workers": 1,
+    }
+    _, whole = run_sweep({**options, "name": "whole"})
+
+    class StopInEpochFive(job.StopFlag):
+        steps = 0
+
+        def __call__(self) -> bool:
+            StopInEpochFive.steps += 1
+            if StopInEpochFive.steps == 4 * 280 + 100:
+                job._INTERRUPT.set()
+            return super().__call__()
+
+    monkeypatch.setattr(worker, "StopFlag", StopInEpochFive)
+    try:
+        path, cut = run_sweep({**options, "name": "cut"})
+    finally:
+        job._INTERRUPT.clear()
+    assert [r["state"] for r in cut] == ["interrupted", "interrupted"]
+    monkeypatch.undo()
+
+    _, resumed = run_sweep({"resume": str(path), "workers": 2})
+    for before, after in zip(whole, resumed, strict=True):
+        assert after["state"] == before["state"] == "finished"
+        for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
+            assert after[key] == before[key], key
+    for name in ("trial-0000", "trial-0001"):
+        events = (path / name / "events.jsonl").read_text()
+        assert "resumed after epoch" in events
+        assert json.loads((path / name / "summary.json").read_text())["state"] == (
+            "finished"
+        )

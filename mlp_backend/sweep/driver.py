@@ -25,10 +25,10 @@ from mlp_backend.sweep.execute import (
     open_executor,
     run_groups,
 )
-from mlp_backend.sweep.folder import SweepFolder, result_record
+from mlp_backend.sweep.folder import SweepFolder, result_record, trial_name
 from mlp_backend.sweep.plan import balance, plan_groups
 from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
-from mlp_backend.sweep.worker import DataSpec, checkpoint_epoch, dataset_for
+from mlp_backend.sweep.worker import DataSpec, checkpoint_start, dataset_for
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +176,17 @@ def _run_locked(
     todo = [i for i in range(len(trials)) if i not in kept]
     dataset = dataset_for(settings.data)
     X = dataset.parts["train"][0]
-    # Trials that were in flight go on from their last epoch's checkpoint.
-    started = {
-        i: checkpoint_epoch(folder.trial_path(i), trials[i], dataset) for i in todo
+    # Trials that were in flight go on from their last checkpoint, in the
+    # stack they were in.
+    starts = {
+        i: checkpoint_start(folder.trial_path(i), trials[i], dataset) for i in todo
+    }
+    started = {i: epoch for i, (epoch, _) in starts.items()}
+    index = {trial_name(i): i for i in range(len(trials))}
+    stacks = {
+        i: tuple(index.get(name, -1) for name in names)
+        for i, (_, names) in starts.items()
+        if names
     }
     groups = plan_groups(
         trials,
@@ -192,6 +200,7 @@ def _run_locked(
         # Resolved by run_sweep (and recorded in sweep.json).
         backend=settings.backend,
         started=started,
+        stacks=stacks,
     )
     workers = options.get("workers") or default_workers(len(groups))
     if options.get("dask_local"):

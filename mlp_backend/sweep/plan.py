@@ -71,9 +71,16 @@ SHARED_KEYS = (
 
 @dataclass(frozen=True)
 class Group:
-    """Trials trained as one stack: indices into the sweep's trial list."""
+    """Trials trained as one stack: indices into the sweep's trial list.
+
+    Attributes:
+        trials: The members in stack order.
+        resumed: The stack goes on from its checkpoints, as it was: it is
+            neither split nor joined to others.
+    """
 
     trials: tuple[int, ...]
+    resumed: bool = False
 
 
 def shared_key(trial: Trial) -> tuple:
@@ -149,6 +156,7 @@ def plan_groups(
     itemsize: int = 4,
     backend: str = "numpy",
     started: Mapping[int, int] | None = None,
+    stacks: Mapping[int, tuple[int, ...]] | None = None,
 ) -> list[Group]:
     """Groups the trials ``indices`` into stacks, costliest first.
 
@@ -163,17 +171,23 @@ def plan_groups(
         started: Epochs a trial already trained (its checkpoint, on a
             resume); a stack's members go through their epochs together, so
             only trials at the same epoch share one.
+        stacks: The stack a started trial's checkpoint was written in, as
+            trial indices in stack order: where all its members are to run
+            and at that one epoch, the stack is rebuilt as it was (see
+            :attr:`MemberState.stack <mlp_backend.train.MemberState.stack>`).
     """
     assert max_group >= 1, "max_group must be positive"
-    if not fuse:
-        singles = [Group((i,)) for i in indices]
-        return sorted(singles, key=lambda g: -group_cost(trials, g))
     started = started or {}
+    groups = _resumed_stacks(indices, started, stacks or {})
+    rebuilt = {i for group in groups for i in group.trials}
+    indices = [i for i in indices if i not in rebuilt]
+    if not fuse:
+        groups += [Group((i,)) for i in indices]
+        return sorted(groups, key=lambda g: -group_cost(trials, g))
     by_key: dict[tuple, list[int]] = {}
     for i in indices:
         key = (*shared_key(trials[i]), started.get(i, 0))
         by_key.setdefault(key, []).append(i)
-    groups = []
     for members in by_key.values():
         order = sorted(members, key=lambda i: (tuple(trials[i]["hidden"]), i))
         ratio = width_ratio(backend, int(trials[members[0]]["batch_size"]))
@@ -183,6 +197,29 @@ def plan_groups(
                 trials, band, max_group, max_bytes, cache, n_rows, n_features, itemsize
             )
     return sorted(groups, key=lambda g: -group_cost(trials, g))
+
+
+def _resumed_stacks(
+    indices: Sequence[int],
+    started: Mapping[int, int],
+    stacks: Mapping[int, tuple[int, ...]],
+) -> list[Group]:
+    """The recorded stacks whose members all go on from one epoch."""
+    todo = set(indices)
+    groups: list[Group] = []
+    seen: set[tuple[int, ...]] = set()
+    for i in indices:
+        stack = stacks.get(i)
+        if not stack or stack in seen or not started.get(i):
+            continue
+        whole = all(
+            j in todo and stacks.get(j) == stack and started.get(j) == started[i]
+            for j in stack
+        )
+        if whole and len(set(stack)) == len(stack):
+            seen.add(stack)
+            groups.append(Group(stack, resumed=True))
+    return groups
 
 
 def _chunks(
@@ -256,14 +293,19 @@ def balance(
     With several workers a sweep ends when the busiest one does; a group
     above ``total / workers`` would keep one worker busy after the others
     finished, so it is split (stacks of half the size lose little on NumPy,
-    see the module doc).
+    see the module doc). A resumed stack stays whole.
     """
     share = sum(group_cost(trials, g) for g in groups) / max(1, workers)
     out: list[Group] = []
     pending = list(groups)
     while pending:
         group = pending.pop()
-        if workers > 1 and len(group.trials) > 1 and group_cost(trials, group) > share:
+        if (
+            workers > 1
+            and not group.resumed
+            and len(group.trials) > 1
+            and group_cost(trials, group) > share
+        ):
             half = len(group.trials) // 2
             pending += [Group(group.trials[:half]), Group(group.trials[half:])]
         else:

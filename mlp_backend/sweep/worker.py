@@ -228,10 +228,13 @@ def _train_or_split(
     return records
 
 
-def checkpoint_epoch(path: Path, trial: Trial, dataset: Dataset) -> int:
-    """The epoch trial folder ``path`` can resume from; 0 to start afresh."""
+def checkpoint_start(
+    path: Path, trial: Trial, dataset: Dataset
+) -> tuple[int, tuple[str, ...]]:
+    """The epoch trial folder ``path`` can resume from (0 to start afresh),
+    and the names of the trials in its stack then (see MemberState.stack)."""
     state = _usable_checkpoint(path, trial, dataset)
-    return state.epoch if state is not None else 0
+    return (state.epoch, state.stack) if state is not None else (0, ())
 
 
 def resume_states(
@@ -243,7 +246,7 @@ def resume_states(
     epoch (the planner groups trials by that epoch); anything else trains the
     whole group again from the start.
     """
-    # The planner (checkpoint_epoch) has already warned about a bad one.
+    # The planner (checkpoint_start) has already warned about a bad one.
     states = [
         _usable_checkpoint(
             Path(job.folder) / trial_name(i), trial, dataset, logging.DEBUG
@@ -340,6 +343,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         checkpoint=recorder.checkpoint,
         resume=resume,
         checkpoint_share=CHECKPOINT_SHARE,
+        names=[trial_name(index) for index, _ in pairs],
     )
     start = time.perf_counter()
     results = trainer.run()
