@@ -104,3 +104,29 @@ def test_signal_stops_the_sweep_then_resume_finishes(
     after = SweepFolder(folder).results()
     assert sorted(after) == list(range(8))
     assert {r["state"] for r in after.values()} == {"finished"}
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45, 0.6])
+def test_ctrl_c_while_the_workers_start_is_one_line_and_exit_130(
+    small_magic: Path, tmp_path: Path, delay: float
+) -> None:
+    """A Ctrl-C in the first moments, while the fork server imports: it used
+    to die with a traceback of its own, and the sweep then failed to start
+    its workers (exit code 1 and no message)."""
+    runs = tmp_path / "runs"
+    process = subprocess.Popen(
+        sweep(*LONG, "--data", str(small_magic), "--runs-dir", str(runs)),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    # 130, or an end by SIGINT itself (a shell reports both as 130): a signal
+    # that lands while Python shuts down meets the default handler.
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last == "error: interrupted" or "--resume" in last, stderr

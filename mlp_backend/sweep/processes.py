@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -60,8 +62,30 @@ def start_worker_server() -> None:
     from multiprocessing import forkserver
 
     context.set_forkserver_preload(list(WORKER_MODULES))
-    with single_threaded():
+    with single_threaded(), _sigint_ignored():
         forkserver.ensure_running()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Processes started in the block ignore SIGINT from their start.
+
+    A Ctrl-C reaches the whole process group. The fork server ignores it
+    only once its imports are done, so one during them killed it with a
+    traceback, and the sweep then failed to start its workers (exit code 1,
+    no message); Python leaves a signal that was ignored at its start
+    ignored. The workers install their own handler as they start (see
+    :func:`mlp_backend.sweep.execute.worker_setup`); this process, which
+    Python lets set handlers only in its main thread, keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

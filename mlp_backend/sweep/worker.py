@@ -169,9 +169,10 @@ def run_group(job: GroupJob) -> list[dict[str, Any]]:
     """
     records: list[dict[str, Any]] = []
     for stack in _fitting(job):
-        if (Path(job.folder) / STOP_REQUEST).exists():
-            # The sweep was interrupted before this stack began: it is left,
-            # untouched, to a resume.
+        if interrupted() or (Path(job.folder) / STOP_REQUEST).exists():
+            # The sweep was interrupted before this stack began (this
+            # process's own signal may come before the sweep's stop request):
+            # it is left, untouched, to a resume.
             break
         records += _train_or_split(job, stack)
     return records
