@@ -367,18 +367,37 @@ def run_evaluate(
     return evaluate(backend, task, y, output, _binary_logits(estimator, X))
 
 
+def _first_line_fields(file: Path) -> int:
+    """How many fields the first line of a table file has (0 if unreadable)."""
+    try:
+        with open(file, encoding="utf-8-sig", errors="replace") as f:
+            line = f.readline()
+    except OSError:
+        return 0
+    return len(line.split(",") if "," in line else line.split())
+
+
 def run_predict(run: Path, file: Path, backend_name: str | None):
     """Class and probability (or value) per row of ``file``, as CSV rows."""
     saved, estimator, _ = _load(run, backend_name)
     names = saved.config["data"]["feature_names"]
     # A file may carry the label column where the run's data had it, or
     # features only.
+    labelled: DataError | None = None
     try:
         table = load_table(file, label=saved.config["data"].get("label", -1))
-    except DataError:
-        table = None
+    except DataError as exc:
+        table, labelled = None, exc
     if table is None or table.X.shape[1] != len(names):
-        table = load_table(file, label=None)
+        try:
+            table = load_table(file, label=None)
+        except DataError:
+            # Neither reading works: the error worth showing is the one of
+            # the layout the file's first line has (a bad row of a labelled
+            # file, not its label column read as a feature).
+            if labelled is not None and _first_line_fields(file) == len(names) + 1:
+                raise labelled from None
+            raise
     check_features(table, names, named=False)
     if saved.config["task"] == "regression":
         return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]

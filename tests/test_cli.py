@@ -349,6 +349,24 @@ def test_predict_writes_class_and_probabilities(trained, subset, tmp_path):
     assert list(csv.reader(result.stdout.splitlines())) == rows
 
 
+@pytest.mark.parametrize("labelled", [True, False])
+def test_predict_names_the_bad_row_of_either_layout(
+    trained, subset, tmp_path, labelled
+):
+    """Line 3 has a field too many: the error names it, whether the file
+    carries the label column or not (not its label read as a feature)."""
+    lines = subset.read_text().splitlines()
+    if not labelled:
+        lines = [line.rsplit(",", 1)[0] for line in lines]
+    lines[2] += ",1.5"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    result = invoke("predict", trained, bad)
+    assert result.exit_code == 2, result.output
+    fields = 11 if labelled else 10
+    assert f"line 3: expected {fields} fields, found {fields + 1}" in result.output
+
+
 def test_evaluate_of_a_folder_without_model(tmp_path):
     result = invoke("evaluate", tmp_path)
     assert result.exit_code == 2 and "model.npz" in result.output
