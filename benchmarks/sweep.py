@@ -63,7 +63,8 @@ def data_path() -> Path:
     path = Path(os.environ.get("MLP_BACKEND_DATA", default))
     if not path.is_file():
         sys.exit(f"MAGIC not found at {path}; set MLP_BACKEND_DATA")
-    return path
+    # Absolute: the timed commands run in another folder (see HERE).
+    return path.resolve()
 
 
 def compile_package() -> None:
