@@ -241,3 +241,57 @@ def test_a_resumed_stack_is_the_stack_that_was_interrupted(
         assert json.loads((path / name / "summary.json").read_text())["state"] == (
             "finished"
         )
+
+
+def test_members_that_end_early_are_written_before_their_stack_ends(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four trials in one stack, halved after epochs 2 and 4 of 16: the three
+    pruned have their final files before the sweep dies in epoch 6, the
+    resume keeps them and trains the last one on, and everything equals the
+    sweep that never died."""
+    options = {
+        "data": str(small_magic),
+        "runs_dir": tmp_path / "runs",
+        "hidden": "8",
+        "lr": "0.3,0.1,0.03,0.01",
+        "epochs": "16",
+        "batch_size": "8",
+        "optimizer": "momentum",
+        "patience": "0",
+        "prune": "halving",
+        "dtype": "float64",
+        "backend": "numpy",
+        "workers": 1,
+    }
+    _, whole = run_sweep({**options, "name": "whole"})
+    assert sorted(r["state"] for r in whole) == ["finished"] + ["pruned"] * 3
+
+    class Killed(BaseException):
+        """Ends the sweep where it is, as a kill would: nothing more is written."""
+
+    class KillInEpochSix(job.StopFlag):
+        steps = 0
+
+        def __call__(self) -> bool:
+            KillInEpochSix.steps += 1
+            if KillInEpochSix.steps == 5 * 35 + 10:
+                raise Killed
+            return super().__call__()
+
+    monkeypatch.setattr(worker, "StopFlag", KillInEpochSix)
+    with pytest.raises(Killed):
+        run_sweep({**options, "name": "cut"})
+    monkeypatch.undo()
+    path = tmp_path / "runs" / "cut"
+    assert not (path / "results.jsonl").exists()
+    pruned = [r["trial"] for r in whole if r["state"] == "pruned"]
+    for i in pruned:
+        summary = json.loads((path / f"trial-{i:04d}" / "summary.json").read_text())
+        assert summary["state"] == "pruned" and summary["epochs_run"] in (2, 4)
+
+    _, resumed = run_sweep({"resume": str(path), "workers": 1})
+    for before, after in zip(whole, resumed, strict=True):
+        assert after["state"] == before["state"]
+        for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
+            assert after[key] == before[key], key

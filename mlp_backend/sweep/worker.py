@@ -333,12 +333,13 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
 
     pruner = SuccessiveHalving(config.epochs, config.monitor) if job.prune else None
     recorder = Recorder(folders, config.epochs, backend)
+    ends = _Ends(dataset, backend, pairs, folders, configs, config.monitor)
     trainer = Trainer(
         backend,
         config,
         [member(t) for _, t in pairs],
         _device_data(job.data, job.backend, job.dtype),
-        [recorder],
+        [recorder, ends],
         StopFlag(list(folders.values()), also=[Path(job.folder) / STOP_REQUEST]),
         pruner,
         checkpoint=recorder.checkpoint,
@@ -346,9 +347,7 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
         checkpoint_share=CHECKPOINT_SHARE,
         names=[trial_name(index) for index, _ in pairs],
     )
-    start = time.perf_counter()
     results = trainer.run()
-    seconds = time.perf_counter() - start
     if interrupted() or (Path(job.folder) / STOP_REQUEST).exists():
         # Stopped by the sweep's interrupt, not by a person's stop request:
         # the trial was in flight, and a resume goes on with it.
@@ -356,27 +355,72 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
             if result.state == "stopped":
                 result.state = "interrupted"
                 result.reason = f"the sweep was interrupted; {result.reason}"
+    for k, result in enumerate(results):
+        if k not in ends.records:
+            ends.finish(k, result)
+    return [ends.records[k] for k in range(len(pairs))]
 
-    # Test metrics and files per member, on the weights each one keeps.
-    records = []
-    X_test, y_test = dataset.parts["test"]
-    for k, ((index, trial), result) in enumerate(zip(pairs, results, strict=True)):
-        output, logits = _test_output(backend, dataset, trial, result, X_test)
-        test = evaluate(backend, dataset.task, y_test, output, logits)
+
+class _Ends:
+    """Writes each trial's final files: at once for a member that ends while
+    its stack trains on (finished early, pruned, diverged), so that a kill
+    of the sweep later does not lose it; after the run for the rest.
+
+    Args:
+        pairs: The stack's ``(index, trial)`` pairs, by member index.
+        folders: Their run folders, by member index.
+        configs: Their ``config.json`` contents, by member index.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        backend: Backend,
+        pairs: Sequence[tuple[int, Trial]],
+        folders: dict[int, RunFolder],
+        configs: list[dict[str, Any]],
+        monitor: str,
+    ) -> None:
+        self.dataset = dataset
+        self.backend = backend
+        self.pairs = pairs
+        self.folders = folders
+        self.configs = configs
+        self.monitor = monitor
+        self.records: dict[int, dict[str, Any]] = {}
+        self.start = time.perf_counter()
+
+    def on_epoch(self, member: int, record: dict[str, Any]) -> None:
+        pass
+
+    def on_member_end(self, member: int, result: MemberResult) -> None:
+        # A stop is "stopped" or "interrupted" only once the run has ended.
+        if result.state != "stopped":
+            self.finish(member, result)
+
+    def finish(self, k: int, result: MemberResult) -> None:
+        """Test metrics and files of member ``k``, on the weights it keeps."""
+        index, trial = self.pairs[k]
+        X_test, y_test = self.dataset.parts["test"]
+        output, logits = _test_output(self.backend, self.dataset, trial, result, X_test)
+        test = evaluate(self.backend, self.dataset.task, y_test, output, logits)
         saved = SavedModel(
-            result.params, dataset.standardizer, dataset.classes, configs[k]
+            result.params,
+            self.dataset.standardizer,
+            self.dataset.classes,
+            self.configs[k],
         )
-        summary = finish_run(folders[k], result, saved, test, seconds, config.monitor)
-        records.append(
-            {
-                "trial": index,
-                "state": result.state,
-                "error": None,
-                "summary": summary,
-                "members": len(pairs),
-            }
+        seconds = time.perf_counter() - self.start
+        summary = finish_run(
+            self.folders[k], result, saved, test, seconds, self.monitor
         )
-    return records
+        self.records[k] = {
+            "trial": index,
+            "state": result.state,
+            "error": None,
+            "summary": summary,
+            "members": len(self.pairs),
+        }
 
 
 def _test_output(
