@@ -4,8 +4,7 @@ The format is documented in ``docs/run-format.md``. This module imports
 neither NumPy nor the math, so that readers on a machine without either can
 use it. JSON files are replaced atomically (write a temporary file in the same
 folder, fsync unless told not to, rename); ``.jsonl`` files only grow by whole
-lines. JSON has no
-NaN or Infinity: such values are written as ``null``.
+lines. JSON has no NaN or Infinity: such values are written as ``null``.
 """
 
 from __future__ import annotations
@@ -202,8 +201,8 @@ class RunFolder:
             :func:`replace_bytes`). A sweep's trials pass False: the sweep's
             record of a finished trial, ``results.jsonl``, is appended
             without waiting, so a trial's own files would gain nothing from
-            it, and five waits of about 1 ms per trial were a tenth of a
-            small trial's time (measured on the 16-configuration grid).
+            it, and five waits of about 1 ms per trial were 5% of the time
+            the 16-configuration grid spent in its groups (measured).
     """
 
     def __init__(self, path: Path, *, sync: bool = True) -> None:
