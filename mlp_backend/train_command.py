@@ -16,7 +16,7 @@ import numpy as np
 from mlp_backend.backend import Backend, get_backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import load_checkpoint
-from mlp_backend.data import check_features, load_table
+from mlp_backend.data import check_features, first_line_fields, load_table
 from mlp_backend.errors import DataError, MLPBackendError, RunError, UsageError
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
@@ -367,16 +367,6 @@ def run_evaluate(
     return evaluate(backend, task, y, output, _binary_logits(estimator, X))
 
 
-def _first_line_fields(file: Path) -> int:
-    """How many fields the first line of a table file has (0 if unreadable)."""
-    try:
-        with open(file, encoding="utf-8-sig", errors="replace") as f:
-            line = f.readline()
-    except OSError:
-        return 0
-    return len(line.split(",") if "," in line else line.split())
-
-
 def run_predict(run: Path, file: Path, backend_name: str | None):
     """Class and probability (or value) per row of ``file``, as CSV rows."""
     saved, estimator, _ = _load(run, backend_name)
@@ -395,7 +385,7 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
             # Neither reading works: the error worth showing is the one of
             # the layout the file's first line has (a bad row of a labelled
             # file, not its label column read as a feature).
-            if labelled is not None and _first_line_fields(file) == len(names) + 1:
+            if labelled is not None and first_line_fields(file) == len(names) + 1:
                 raise labelled from None
             raise
     check_features(table, names, named=False)

@@ -21,7 +21,12 @@ from mlp_backend.data.magic import (
 )
 from mlp_backend.data.scaling import Standardizer
 from mlp_backend.data.split import Split, stratified_split
-from mlp_backend.data.tables import Table, check_features, load_table
+from mlp_backend.data.tables import (
+    Table,
+    check_features,
+    first_line_fields,
+    load_table,
+)
 
 __all__ = [
     "DATA_ENV",
@@ -37,6 +42,7 @@ __all__ = [
     "check_features",
     "encode_labels",
     "load_magic",
+    "first_line_fields",
     "load_table",
     "locate_magic",
     "stratified_split",

@@ -250,10 +250,7 @@ def _settle_layout(
     names: list[str] | None,
 ) -> _Layout:
     """Delimiter, header, field count and label column, from the first line."""
-    if delimiter is None:
-        split = "," if "," in lines[0] else None
-    else:
-        split = "," if delimiter == "," else None
+    split = _split_of(lines[0], delimiter)
     first = lines[0].split(split)
     n_fields = len(first)
     if not lines[0].strip():
@@ -285,6 +282,23 @@ def _settle_layout(
             "feature column besides the label"
         )
     return _Layout(split, n_fields, label_col, names, 1 if header else 0)
+
+
+def _split_of(line: str, delimiter: str | None) -> str | None:
+    """What ``str.split`` splits rows by: a comma, or any whitespace (None)."""
+    if delimiter is None:
+        return "," if "," in line else None
+    return "," if delimiter == "," else None
+
+
+def first_line_fields(path: Path) -> int:
+    """How many fields the first line of a table file has, split as
+    :func:`load_table` splits it without a delimiter (0 if it cannot be read)."""
+    try:
+        lines = _read_lines(path, str(path))
+    except DataError:
+        return 0
+    return len(lines[0].split(_split_of(lines[0], None)))
 
 
 def _label_index(label: int, n_fields: int, shown: str) -> int:
