@@ -447,6 +447,10 @@ def stop_gracefully_on_signals() -> None:
     """
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    # A local worker starts with SIGINT blocked (see sweep.processes); a
+    # Ctrl-C that came since then is taken now, by the handler above.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 class StopFlag:

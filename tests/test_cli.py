@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from mlp_backend.backend import cupy_problem
 from mlp_backend.checkpoint import CheckpointLog
 from mlp_backend.cli import main
+from mlp_backend.errors import EXIT_INTERRUPTED
 from mlp_backend.train import MemberState
 from mlp_backend.train_command import run_evaluate
 from tests.conftest import CASES, case_file
@@ -686,3 +687,29 @@ def test_monitor_flag_runs_the_job_beside_the_monitor(
     assert launch.run_with_monitor(bad, runs) == 2
     assert "--batch-size" in (runs / ".job.log").read_text()
     assert watched == [runs]
+
+
+class _InterruptedImport:
+    """A finder that stands for a Ctrl-C during the import of ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == self.name:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_command_line_imports_is_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line's imports take about 0.1 s, where a quick Ctrl-C
+    used to end in a traceback of click's imports."""
+    from mlp_backend.__main__ import run
+
+    monkeypatch.delitem(sys.modules, "mlp_backend.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("mlp_backend.cli")])
+    with pytest.raises(SystemExit) as stopped:
+        run()
+    assert stopped.value.code == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "error: interrupted\n"

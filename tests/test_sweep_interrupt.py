@@ -10,11 +10,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from mlp_backend.sweep import processes
 from mlp_backend.sweep.folder import SweepFolder
 from tests.test_sweep_resume import OPTIONS
 from tests.test_sweep_resume import command as sweep
@@ -130,3 +133,41 @@ def test_ctrl_c_while_the_workers_start_is_one_line_and_exit_130(
     assert "Traceback" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
     assert last == "error: interrupted" or "--resume" in last, stderr
+
+
+def test_a_ctrl_c_while_the_fork_server_starts_is_not_lost() -> None:
+    """The sweep process held SIGINT off by ignoring it while it started the
+    fork server, so a Ctrl-C in that moment was dropped: CI saw the sweep
+    run to its end and exit 0. Held back, it arrives as the block ends."""
+    with pytest.raises(KeyboardInterrupt):
+        with processes._sigint_held():
+            # To this thread: a signal to the process may go to any thread
+            # that does not block it, such as one that pytest started.
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            time.sleep(0.05)
+            reached = True
+    assert reached
+
+
+def test_a_worker_takes_a_ctrl_c_that_came_while_it_started() -> None:
+    """A worker inherits SIGINT blocked; its handler must then take the
+    pending signal as a stop request, neither drop it nor keep it blocked."""
+    script = (
+        "import os, signal, time\n"
+        "from mlp_backend.job import interrupted, stop_gracefully_on_signals\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "stop_gracefully_on_signals()\n"
+        # The handler runs in the main thread at Python's next check, which
+        # may come later when another thread (a BLAS pool's) took the signal.
+        "deadline = time.monotonic() + 5\n"
+        "while not interrupted() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())\n"
+        "print(interrupted(), blocked)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -59,33 +58,40 @@ def start_worker_server() -> None:
     context = worker_context()
     if context.get_start_method() != "forkserver":
         return
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     context.set_forkserver_preload(list(WORKER_MODULES))
-    with single_threaded(), _sigint_ignored():
+    # The fork server starts the resource tracker first, unless it runs, and
+    # that unblocks SIGINT after it; started here, outside the block, it
+    # leaves the block whole.
+    resource_tracker.ensure_running()
+    with single_threaded(), _sigint_held():
         forkserver.ensure_running()
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Processes started in the block ignore SIGINT from their start.
+def _sigint_held() -> Iterator[None]:
+    """Holds SIGINT back from this thread and the processes it starts in the block.
 
     A Ctrl-C reaches the whole process group. The fork server ignores it
     only once its imports are done, so one during them killed it with a
     traceback, and the sweep then failed to start its workers (exit code 1,
-    no message); Python leaves a signal that was ignored at its start
-    ignored. The workers install their own handler as they start (see
-    :func:`mlp_backend.sweep.execute.worker_setup`); this process, which
-    Python lets set handlers only in its main thread, keeps its own.
+    no message). A process inherits the blocked signal: the fork server drops
+    it when it starts ignoring SIGINT, and each worker takes it once its own
+    handler is in place (:func:`mlp_backend.job.stop_gracefully_on_signals`).
+    This thread takes one that came meanwhile as the block ends (another
+    thread may take it sooner; either way it is a KeyboardInterrupt). Ignoring
+    the signal here instead lost it: a CI run saw a sweep that a Ctrl-C hit
+    while it started its fork server run to its end and exit 0.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
