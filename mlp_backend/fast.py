@@ -16,7 +16,9 @@ The trainer drives either through the same three calls (``step``,
   activations and deltas go into buffers allocated once per batch size; and
   the optimizer updates all parameters with a handful of in-place operations
   on ``(m, P)`` arrays, with the per-member learning rate, momentum and weight
-  decay as ``(m, 1)`` columns.
+  decay as ``(m, 1)`` columns. For each batch size the step's operations are
+  bound once, buffers and all, into a program of calls without arguments
+  (:meth:`FastStep._program`), so that a step runs them in a row.
 
 A small network's step is dominated by per-operation overhead rather than by
 arithmetic (``benchmarks/RESULTS.md``), so the fast step's gain is in the
@@ -31,16 +33,19 @@ the biases.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlp_backend.backend import Backend
 from mlp_backend.model import Stack
 from mlp_backend.optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, SLOTS, Optimizer
 
 Array = Any
+#: One operation of a step's program: a call without arguments.
+Op = Callable[[], object]
 
 
 class GenericStep:
@@ -98,6 +103,31 @@ BLOCK_ROWS = 1024
 _MEAN_OVER_ROWS = ("binary_cross_entropy", "softmax_cross_entropy")
 
 
+class _Batch:
+    """The arrays of the batch that a program's operations read and write,
+    set before each run: the rows with their column of ones ``A``, where the
+    logits go ``out``, and the targets as the loss reads them ``target``
+    (see :meth:`FastStep._targets`)."""
+
+    __slots__ = ("A", "out", "target")
+
+    def __init__(self) -> None:
+        self.A: Array = None
+        self.out: Array = None
+        self.target: Array = None
+
+
+class _Program(NamedTuple):
+    """A step's operations for batches of one size, with their buffers."""
+
+    buffers: dict[str, Any]
+    forward: list[Op]
+    loss: list[Op]
+    backward: list[Op]
+    #: The three in a row.
+    step: list[Op]
+
+
 class FastStep:
     """The in-place step over one flat parameter buffer (NumPy and CuPy).
 
@@ -148,7 +178,9 @@ class FastStep:
         self.momentum = np.reshape(optimizer.momentum, (m, 1))
         # The learning rate times the schedule's factor, remade when it changes.
         self._factor = 1.0
-        self._lr = self.lr
+        self._lr = self.lr.copy()
+        # Adam's bias corrections of the current step.
+        self._bias = (1.0, 1.0)
         self.decay = None
         if optimizer.decays:
             weights = np.zeros((1, self.size), dtype=dtype)
@@ -156,7 +188,10 @@ class FastStep:
                 weights[:, lo:hi] = 1.0
             self.decay = np.reshape(optimizer.weight_decay, (m, 1)) * weights
         self.work = np.empty((2, m, self.size), dtype=dtype)
-        self._buffers: dict[int, dict[str, list[Array]]] = {}
+        self._batch = _Batch()
+        self._programs: dict[int, _Program] = {}
+        # The program of the last forward, which loss() and backward() go on.
+        self._last: _Program | None = None
         self._logits: Array | None = None
         self._logits_T: Array | None = None
         self._epoch_X: Array | None = None
@@ -167,11 +202,8 @@ class FastStep:
         self._fixed_X: Array | None = None
         self._fixed_A: Array | None = None
         self._fixed_z: Array | None = None
-        # The last forward's input, logits and buffers, for loss and backward.
-        self._A: Array | None = None
-        self._z: Array | None = None
-        self._current: dict[str, Any] = {}
         self._row = self._row_views()
+        self._update = self._update_ops()
 
     def _flat_state(self, optimizer: Optimizer, m: int, dtype: Any) -> list[Array]:
         """The optimizer's moment buffers as flat ``(m, P)`` arrays.
@@ -255,32 +287,49 @@ class FastStep:
             self.forward(A[:, start:stop, :], out=self._fixed_z[:, start:stop, :])
         return self._fixed_z
 
-    def _buffers_for(self, rows: int) -> dict[str, Any]:
-        """Activation and delta buffers for batches of ``rows``, made once."""
-        buffers = self._buffers.get(rows)
-        if buffers is None:
-            np = self.np
-            m = self.stack.members
-            dtype = self.theta.dtype
-            widths = self.stack.shape.sizes[1:]
-            # Hidden activations carry a last column of ones (see augmented).
-            hidden = [np.ones((m, rows, w + 1), dtype=dtype) for w in widths[:-1]]
-            buffers = {
-                "z": [np.empty((m, rows, w), dtype=dtype) for w in widths],
-                "a": hidden,
-                "a_view": [a[..., :-1] for a in hidden],
-                "delta": [np.empty((m, rows, w), dtype=dtype) for w in widths],
-                "scratch": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
-                # relu's derivative, 0 or 1 in the float dtype: multiplying by
-                # a bool array casts it on every use (15 us against 33 us
-                # for 4 x 256 x 128 in place).
-                "flag": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
-                # The input rows times the output delta, transposed (see
-                # _input_layer_grads).
-                "weighted": np.empty((m, self.inputs, rows), dtype),
-            }
-            self._buffers[rows] = buffers
-        return buffers
+    def _buffers(self, rows: int) -> dict[str, Any]:
+        """Activation and delta buffers for batches of ``rows``."""
+        np = self.np
+        m = self.stack.members
+        dtype = self.theta.dtype
+        widths = self.stack.shape.sizes[1:]
+        # Hidden activations carry a last column of ones (see augmented).
+        hidden = [np.ones((m, rows, w + 1), dtype=dtype) for w in widths[:-1]]
+        return {
+            "z": [np.empty((m, rows, w), dtype=dtype) for w in widths],
+            "a": hidden,
+            "a_view": [a[..., :-1] for a in hidden],
+            "delta": [np.empty((m, rows, w), dtype=dtype) for w in widths],
+            "scratch": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
+            # relu's derivative, 0 or 1 in the float dtype: multiplying by
+            # a bool array casts it on every use (15 us against 33 us
+            # for 4 x 256 x 128 in place).
+            "flag": [np.empty((m, rows, w), dtype=dtype) for w in widths[:-1]],
+            # The input rows times the output delta, transposed (see
+            # _input_layer_grads).
+            "weighted": np.empty((m, self.inputs, rows), dtype),
+        }
+
+    def _program(self, rows: int) -> _Program:
+        """The operations of a step on batches of ``rows``, built once per size.
+
+        A small network's step is mostly the Python around its array
+        operations: the loop over layers, its branches, the buffer lookups
+        and the views made anew on every step. Bound once into calls without
+        arguments, a step of (64, 32) relu units at batch 256 took 139.5 us
+        against 154.3 (median of 15 rounds, measured in a prototype).
+        """
+        program = self._programs.get(rows)
+        if program is None:
+            buffers = self._buffers(rows)
+            forward = self._forward_ops(buffers)
+            loss = self._loss_ops(buffers, rows)
+            backward = self._backward_ops(buffers, rows)
+            program = _Program(
+                buffers, forward, loss, backward, forward + loss + backward
+            )
+            self._programs[rows] = program
+        return program
 
     def forward(self, A: Array, out: Array | None = None) -> Array:
         """Runs the stack on a batch into the buffers; returns the logits.
@@ -294,52 +343,14 @@ class FastStep:
         Returns:
             The output ``z`` ``(m, rows, n_outputs)``.
         """
-        np = self.np
-        masks = self.stack.masks
-        buffers = self._buffers_for(int(A.shape[1]))
-        layers = len(self.blocks)
-        a = A
-        for l in range(layers):
-            last = l == layers - 1
-            z = out if last and out is not None else buffers["z"][l]
-            np.matmul(a, self.blocks[l], out=z)
-            if last:
-                break
-            a = buffers["a_view"][l]
-            self._activate(z, a, buffers["flag"][l])
-            if masks[l] is not None:
-                a *= masks[l]
-            a = buffers["a"][l]
-        self._A, self._z, self._current = A, z, buffers
-        return z
-
-    def _activate(self, z: Array, a: Array, flag: Array) -> None:
-        np = self.np
-        name = self.stack.activation.name
-        if name == "relu":
-            # z * (z > 0): the flag is kept for the backward pass, and this is
-            # faster than maximum(z, 0) (53 us against 79 us for 4 x 256 x 128).
-            np.greater(z, 0.0, out=flag)
-            np.multiply(z, flag, out=a)
-        elif name == "tanh":
-            np.tanh(z, out=a)
-        else:
-            a[...] = self.stack.activation.f(self.stack.backend.xp, z)
-
-    def _derivative(self, l: int) -> Array:
-        """``f'(z)`` of hidden layer ``l`` for the last forward's batch."""
-        np = self.np
-        buffers = self._current
-        z, a = buffers["z"][l], buffers["a_view"][l]
-        name = self.stack.activation.name
-        if name == "relu":
-            return buffers["flag"][l]
-        if name == "tanh":
-            scratch = buffers["scratch"][l]
-            np.multiply(a, a, out=scratch)
-            np.subtract(1.0, scratch, out=scratch)
-            return scratch
-        return self.stack.activation.df(self.stack.backend.xp, z, a)
+        program = self._program(int(A.shape[1]))
+        batch = self._batch
+        batch.A = A
+        batch.out = program.buffers["z"][-1] if out is None else out
+        for op in program.forward:
+            op()
+        self._last = program
+        return batch.out
 
     def loss(self, T: Array, start: int, stop: int) -> Array:
         """The output delta dL/dz of the last forward's batch, rows ``start:stop``.
@@ -352,41 +363,134 @@ class FastStep:
         Returns:
             ``delta`` ``(m, rows, n_outputs)``, a reused buffer.
         """
-        np = self.np
+        self._batch.target = self._targets(T)[:, start:stop, :]
+        for op in self._last.loss:
+            op()
+        return self._last.buffers["delta"][-1]
+
+    def backward(self) -> None:
+        """Backpropagates the last :meth:`loss` delta into ``grad``'s views."""
+        for op in self._last.backward:
+            op()
+
+    def _forward_ops(self, buffers: dict[str, Any]) -> list[Op]:
+        """Per layer ``z = [a, 1] @ [W; b]``, then the activation into ``a``."""
+        P = functools.partial
+        masks = self.stack.masks
+        ops: list[Op] = []
+        for l in range(len(self.blocks)):
+            ops.append(self._layer_product(l, buffers))
+            if l == len(self.blocks) - 1:
+                break
+            a = buffers["a_view"][l]
+            ops += self._activation_ops(buffers["z"][l], a, buffers["flag"][l])
+            if masks[l] is not None:
+                ops.append(P(self.np.multiply, a, masks[l], out=a))
+        return ops
+
+    def _layer_product(self, l: int, buffers: dict[str, Any]) -> Op:
+        """``[a, 1] @ [W; b]`` of layer ``l``: the first reads the batch's
+        rows, the last writes where the batch's logits go."""
+        np, batch, block = self.np, self._batch, self.blocks[l]
+        last = l == len(self.blocks) - 1
+        if l == 0 and last:
+            return lambda: np.matmul(batch.A, block, out=batch.out)
+        if l == 0:
+            z = buffers["z"][0]
+            return lambda: np.matmul(batch.A, block, out=z)
+        a = buffers["a"][l - 1]
+        if last:
+            return lambda: np.matmul(a, block, out=batch.out)
+        return functools.partial(np.matmul, a, block, out=buffers["z"][l])
+
+    def _activation_ops(self, z: Array, a: Array, flag: Array) -> list[Op]:
+        np, P = self.np, functools.partial
+        activation = self.stack.activation
+        if activation.name == "relu":
+            # z * (z > 0): the flag is kept for the backward pass, and this is
+            # faster than maximum(z, 0) (53 us against 79 us for 4 x 256 x 128).
+            return [P(np.greater, z, 0.0, out=flag), P(np.multiply, z, flag, out=a)]
+        if activation.name == "tanh":
+            return [P(np.tanh, z, out=a)]
+        f, xp = activation.f, self.stack.backend.xp
+
+        def other() -> None:
+            a[...] = f(xp, z)
+
+        return [other]
+
+    def _derivative_ops(
+        self, l: int, buffers: dict[str, Any]
+    ) -> tuple[list[Op], Array]:
+        """Operations that leave ``f'(z)`` of hidden layer ``l`` in an array,
+        and that array."""
+        np, P = self.np, functools.partial
+        activation = self.stack.activation
+        if activation.name == "relu":
+            return [], buffers["flag"][l]
+        z, a, scratch = buffers["z"][l], buffers["a_view"][l], buffers["scratch"][l]
+        if activation.name == "tanh":
+            return [
+                P(np.multiply, a, a, out=scratch),
+                P(np.subtract, 1.0, scratch, out=scratch),
+            ], scratch
+        df, xp = activation.df, self.stack.backend.xp
+
+        def other() -> None:
+            scratch[...] = df(xp, z, a)
+
+        return [other], scratch
+
+    def _loss_ops(self, buffers: dict[str, Any], rows: int) -> list[Op]:
+        """The output delta: ``(output(z) - y)`` over the batch (see losses.py)."""
+        np, batch, P = self.np, self._batch, functools.partial
         stack = self.stack
-        rows, k = stop - start, int(T.shape[2])
-        z, delta = self._z, self._current["delta"][-1]
+        delta = buffers["delta"][-1]
         name = stack.loss.name
         if name == "binary_cross_entropy":
             # sigmoid(z) - y = (tanh(z / 2) + 1 - 2 y) / 2: four in-place
             # operations with 1 - 2y made once per epoch, and as stable as the
             # two-branch sigmoid for any finite z.
             if self._on_host and delta.size == 1:
-                delta[0, 0, 0] = self._one_delta(z.item(), T, start)
-                return delta
-            np.multiply(z, 0.5, out=delta)
-            np.tanh(delta, out=delta)
-            delta += self._shifted(T)[:, start:stop, :]
-            # A ufunc call, not `*=`: NumPy's operator path is slower with a
-            # Python scalar, which shows in batch-1 steps (0.9 us against 1.7).
-            np.multiply(delta, 0.5 / rows, out=delta)
-            return delta
-        np.subtract(
-            stack.loss.output(stack.backend.xp, z), T[:, start:stop, :], out=delta
-        )
-        if name in _MEAN_OVER_ROWS:
-            np.divide(delta, rows, out=delta)
-        else:
-            np.multiply(2.0 / (rows * k), delta, out=delta)
-        return delta
 
-    def _one_delta(self, logit: float, T: Array, start: int) -> float:
-        """The output delta of one member's one row ``start``, as loss()
-        computes it, in Python floats: 0.7 us against 7.2 for four ufunc calls
-        on one value, which was a quarter of a batch-1 step (and rounded once,
-        not four times)."""
-        u = self._shifted(T)[0, start, 0].item()
-        return (math.tanh(0.5 * logit) + u) * 0.5
+                def one() -> None:
+                    delta[0, 0, 0] = self._one_delta(
+                        batch.out.item(), batch.target.item()
+                    )
+
+                return [one]
+            return [
+                lambda: np.multiply(batch.out, 0.5, out=delta),
+                P(np.tanh, delta, out=delta),
+                lambda: np.add(delta, batch.target, out=delta),
+                # A ufunc call, not `*=`: NumPy's operator path is slower with
+                # a Python scalar, which shows in batch-1 steps (0.9 us
+                # against 1.7).
+                P(np.multiply, delta, 0.5 / rows, out=delta),
+            ]
+        output, xp = stack.loss.output, stack.backend.xp
+        ops: list[Op] = [
+            lambda: np.subtract(output(xp, batch.out), batch.target, out=delta)
+        ]
+        if name in _MEAN_OVER_ROWS:
+            ops.append(P(np.divide, delta, rows, out=delta))
+        else:
+            k = stack.shape.n_outputs
+            ops.append(P(np.multiply, 2.0 / (rows * k), delta, out=delta))
+        return ops
+
+    def _one_delta(self, logit: float, shifted: float) -> float:
+        """The output delta of one member's one row with target ``(1 -
+        shifted) / 2``, as the loss's operations compute it, in Python floats:
+        0.7 us against 7.2 for four ufunc calls on one value, which was a
+        quarter of a batch-1 step (and rounded once, not four times)."""
+        return (math.tanh(0.5 * logit) + shifted) * 0.5
+
+    def _targets(self, T: Array) -> Array:
+        """What the loss's operations read of the epoch's targets ``T``."""
+        if self.stack.loss.name == "binary_cross_entropy":
+            return self._shifted(T)
+        return T
 
     def _shifted(self, T: Array) -> Array:
         """``1 - 2 T`` for the binary cross-entropy, made once per epoch's ``T``."""
@@ -394,42 +498,47 @@ class FastStep:
             self._epoch_T, self._epoch_U = T, 1.0 - 2.0 * T
         return self._epoch_U
 
-    def backward(self) -> None:
-        """Backpropagates the last :meth:`loss` delta into ``grad``'s views."""
-        np = self.np
-        stack = self.stack
-        layers = len(self.blocks)
-        buffers = self._current
+    def _backward_ops(self, buffers: dict[str, Any], rows: int) -> list[Op]:
+        """From the output delta to every layer's ``[dW; db]`` in ``grad``."""
+        np, P = self.np, functools.partial
+        masks = self.stack.masks
+        # [a, 1]^T @ delta = [dW; db]: the batch sum of delta comes with dW.
+        # One row makes it an outer product, which an element-wise multiply
+        # computes exactly without a matrix-product call.
+        product = np.multiply if rows == 1 else np.matmul
         delta = buffers["delta"][-1]
-        for l in range(layers - 1, -1, -1):
-            # [a, 1]^T @ delta = [dW; db]: the batch sum of delta comes with dW.
-            # One row makes it an outer product, which an element-wise multiply
-            # computes exactly without a matrix-product call.
-            a = self._A if l == 0 else buffers["a"][l - 1]
-            product = np.multiply if delta.shape[1] == 1 else np.matmul
-            product(a.transpose(0, 2, 1), delta, out=self.grad_blocks[l])
+        ops: list[Op] = []
+        for l in range(len(self.blocks) - 1, -1, -1):
             if l == 0:
+                ops.append(self._first_layer_grads(product, delta))
                 break
-            if l == 1 and delta.shape[2] == 1 and delta.shape[1] > self.inputs:
+            a_T = buffers["a"][l - 1].transpose(0, 2, 1)
+            ops.append(P(product, a_T, delta, out=self.grad_blocks[l]))
+            if l == 1 and delta.shape[2] == 1 and rows > self.inputs:
                 # One hidden layer, one output, more rows than inputs.
-                self._input_layer_grads(delta)
+                ops += self._input_layer_grads(delta, buffers)
                 break
 
             # Hidden layer: back through W, then through the activation. With
             # one output unit the product is an outer product, which an
             # element-wise multiply does without a matrix-product call.
             below = buffers["delta"][l - 1]
-            W_T = self.W_T[l]
-            if delta.shape[2] == 1:
-                np.multiply(delta, W_T, out=below)
-            else:
-                np.matmul(delta, W_T, out=below)
-            below *= self._derivative(l - 1)
-            if stack.masks[l - 1] is not None:
-                below *= stack.masks[l - 1]
+            through = np.multiply if delta.shape[2] == 1 else np.matmul
+            ops.append(P(through, delta, self.W_T[l], out=below))
+            derivative_ops, derivative = self._derivative_ops(l - 1, buffers)
+            ops += derivative_ops
+            ops.append(P(np.multiply, below, derivative, out=below))
+            if masks[l - 1] is not None:
+                ops.append(P(np.multiply, below, masks[l - 1], out=below))
             delta = below
+        return ops
 
-    def _input_layer_grads(self, delta: Array) -> None:
+    def _first_layer_grads(self, product: Callable[..., Any], delta: Array) -> Op:
+        """``[A, 1]^T @ delta`` into the first layer's ``[dW; db]``."""
+        batch, grads = self._batch, self.grad_blocks[0]
+        return lambda: product(batch.A.transpose(0, 2, 1), delta, out=grads)
+
+    def _input_layer_grads(self, delta: Array, buffers: dict[str, Any]) -> list[Op]:
         """``[dW0; db0]`` of a network of one hidden layer and one output.
 
         The hidden delta ``delta W1^T * f'(z)`` has the entries
@@ -446,18 +555,24 @@ class FastStep:
         would cost more than it saves). Most sweeps on a binary task have
         this shape.
         """
-        np = self.np
-        stack = self.stack
+        np, batch, P = self.np, self._batch, functools.partial
+        masks = self.stack.masks
         # (A * delta)^T directly: the multiply's inner loop then runs along
         # the rows rather than along the few inputs, 13 us against 22 for 4
         # members at batch 256 (measured), and the product reads it as is.
-        weighted = self._current["weighted"]
-        np.multiply(self._A.transpose(0, 2, 1), delta.transpose(0, 2, 1), out=weighted)
+        weighted = buffers["weighted"]
+        delta_T = delta.transpose(0, 2, 1)
         grads = self.grad_blocks[0]
-        np.matmul(weighted, self._derivative(0), out=grads)
-        grads *= self.W_T[1]
-        if stack.masks[0] is not None:
-            grads *= stack.masks[0]
+        derivative_ops, derivative = self._derivative_ops(0, buffers)
+        ops: list[Op] = [
+            lambda: np.multiply(batch.A.transpose(0, 2, 1), delta_T, out=weighted),
+            *derivative_ops,
+            P(np.matmul, weighted, derivative, out=grads),
+            P(np.multiply, grads, self.W_T[1], out=grads),
+        ]
+        if masks[0] is not None:
+            ops.append(P(np.multiply, grads, masks[0], out=grads))
+        return ops
 
     def _row_views(self) -> dict[str, Array] | None:
         """1-D views and buffers for :meth:`_row_step`, where it applies.
@@ -497,8 +612,8 @@ class FastStep:
         """Forward and backward of row ``start`` (``x``, ``(n_features + 1,)``)
         into ``grad``; returns the logit.
 
-        The same operations on the same numbers as :meth:`forward`,
-        :meth:`loss` and :meth:`backward` at batch 1 (so the same rounding),
+        The same operations on the same numbers as the batch path's program
+        at batch 1 (so the same rounding),
         on 1-D views: a batch-1 step's time is mostly per-call overhead,
         which the (1, 1, width) broadcasts of the general path double (13.6
         us against 24.5 for a step of 100 tanh units, measured).
@@ -515,7 +630,7 @@ class FastStep:
             np.greater(z, 0.0, out=slope)
             np.multiply(z, slope, out=a_view)
         logit = float(np.dot(a, row["W1"]))
-        d = self._one_delta(logit, T, start)
+        d = self._one_delta(logit, self._shifted(T)[0, start, 0].item())
         np.multiply(a, d, out=row["dW1"])
         delta = row["delta"]
         np.multiply(row["W1"][:-1], d, out=delta)
@@ -524,58 +639,68 @@ class FastStep:
         return logit
 
     def update(self, factor: float) -> None:
-        """Applies the optimizer to ``theta`` with ``grad``, in place.
-
-        Each line matches :meth:`Optimizer.step`'s formula operation for
-        operation, so both paths round alike.
-        """
-        np = self.np
+        """Applies the optimizer to ``theta`` with ``grad``, in place."""
         opt = self.optimizer
         opt.t += 1
         if factor != self._factor:
-            self._lr, self._factor = self.lr * float(factor), factor
-        lr = self._lr
-        g, tmp, out = self.grad, self.work[0], self.work[1]
+            self.np.multiply(self.lr, float(factor), out=self._lr)
+            self._factor = factor
+        if opt.kind == "adam":
+            self._bias = (1.0 - ADAM_BETA1**opt.t, 1.0 - ADAM_BETA2**opt.t)
+        for op in self._update:
+            op()
+
+    def _update_ops(self) -> list[Op]:
+        """The optimizer's operations on ``(m, P)`` arrays, bound once (as a
+        step's program is, see :meth:`_program`).
+
+        Each matches :meth:`Optimizer.step`'s formula operation for
+        operation, so both paths round alike. Scalars go through ufunc calls
+        rather than `*=` (see the loss's operations).
+        """
+        np, P = self.np, functools.partial
+        kind = self.optimizer.kind
+        theta, g, lr = self.theta, self.grad, self._lr
+        tmp, out = self.work[0], self.work[1]
+        ops: list[Op] = []
         if self.decay is not None:
-            np.multiply(self.decay, self.theta, out=tmp)
-            g += tmp
-        if opt.kind == "sgd":
-            np.multiply(lr, g, out=out)
-        elif opt.kind in ("momentum", "nesterov"):
-            v = self.state[0]
-            v *= self.momentum
-            v += g
-            if opt.kind == "nesterov":
-                np.multiply(self.momentum, v, out=tmp)
-                np.add(g, tmp, out=tmp)
-                np.multiply(lr, tmp, out=out)
+            ops += [
+                P(np.multiply, self.decay, theta, out=tmp),
+                P(np.add, g, tmp, out=g),
+            ]
+        if kind == "sgd":
+            ops.append(P(np.multiply, lr, g, out=out))
+        elif kind in ("momentum", "nesterov"):
+            v, momentum = self.state[0], self.momentum
+            ops += [P(np.multiply, v, momentum, out=v), P(np.add, v, g, out=v)]
+            if kind == "nesterov":
+                ops += [
+                    P(np.multiply, momentum, v, out=tmp),
+                    P(np.add, g, tmp, out=tmp),
+                    P(np.multiply, lr, tmp, out=out),
+                ]
             else:
-                np.multiply(lr, v, out=out)
+                ops.append(P(np.multiply, lr, v, out=out))
         else:
-            self._adam(g, lr, tmp, out)
-        self.theta -= out
-
-    def _adam(self, g: Array, lr: Array, tmp: Array, out: Array) -> None:
-        np = self.np
-        m1, m2 = self.state
-        t = self.optimizer.t
-
-        # Moment estimates, bias-corrected for the first steps.
-        # Scalars go through ufunc calls rather than `*=` (see loss()).
-        np.multiply(m1, ADAM_BETA1, out=m1)
-        np.multiply(1.0 - ADAM_BETA1, g, out=tmp)
-        m1 += tmp
-        np.multiply(m2, ADAM_BETA2, out=m2)
-        np.multiply(g, g, out=tmp)
-        np.multiply(tmp, 1.0 - ADAM_BETA2, out=tmp)
-        m2 += tmp
-        c1 = 1.0 - ADAM_BETA1**t
-        c2 = 1.0 - ADAM_BETA2**t
-        np.divide(m2, c2, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.add(tmp, ADAM_EPS, out=tmp)
-        np.multiply(lr / c1, m1, out=out)
-        out /= tmp
+            m1, m2 = self.state
+            # Moment estimates, bias-corrected for the first steps by the
+            # step's (1 - beta1^t, 1 - beta2^t) in self._bias.
+            ops += [
+                P(np.multiply, m1, ADAM_BETA1, out=m1),
+                P(np.multiply, 1.0 - ADAM_BETA1, g, out=tmp),
+                P(np.add, m1, tmp, out=m1),
+                P(np.multiply, m2, ADAM_BETA2, out=m2),
+                P(np.multiply, g, g, out=tmp),
+                P(np.multiply, tmp, 1.0 - ADAM_BETA2, out=tmp),
+                P(np.add, m2, tmp, out=m2),
+                lambda: np.divide(m2, self._bias[1], out=tmp),
+                P(np.sqrt, tmp, out=tmp),
+                P(np.add, tmp, ADAM_EPS, out=tmp),
+                lambda: np.multiply(lr / self._bias[0], m1, out=out),
+                P(np.divide, out, tmp, out=out),
+            ]
+        ops.append(P(np.subtract, theta, out, out=theta))
+        return ops
 
     def step(self, X: Array, T: Array, start: int, stop: int, factor: float) -> None:
         """One update on rows ``start:stop``, keeping its logits for the epoch.
@@ -599,10 +724,12 @@ class FastStep:
             x = self.augmented(X)[0, start]
             self._logits[0, start, 0] = self._row_step(x, T, start)
         else:
-            A = self.augmented(X)[:, start:stop, :]
-            self.forward(A, out=self._logits[:, start:stop, :])
-            self.loss(T, start, stop)
-            self.backward()
+            batch = self._batch
+            batch.A = self.augmented(X)[:, start:stop, :]
+            batch.out = self._logits[:, start:stop, :]
+            batch.target = self._targets(T)[:, start:stop, :]
+            for op in self._program(stop - start).step:
+                op()
         self.update(factor)
 
     def epoch_losses(self, T: Array, batch_size: int, done: int) -> Array:
