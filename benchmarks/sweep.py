@@ -128,6 +128,10 @@ def member_epoch_times(
         epochs=epochs,
         patience=0,
     )
+    # A first run pays for what a process does once (NumPy's random module,
+    # BLAS's first calls): 10 ms per member-epoch against 6 after it, which
+    # flattered every ratio to one member, the first count timed.
+    Trainer(backend, config, [Member(hidden=(64,), lr=0.01)], device).run()
     times = {}
     for m in counts:
         members = [Member(hidden=(64,), lr=0.01, seed=s) for s in range(m)]
