@@ -159,9 +159,13 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for children")
+@pytest.mark.parametrize("reaped", [True, False])
 def test_workers_end_when_the_sweep_is_killed(
-    small_magic: Path, tmp_path: Path
+    small_magic: Path, tmp_path: Path, reaped: bool
 ) -> None:
+    """Also when whoever killed the sweep does not reap it: the zombie kept
+    its pid, the workers took it for alive and trained on, and the fork
+    server waited for them."""
     runs = tmp_path / "runs"
     args = [*OPTIONS, "--data", str(small_magic), "--runs-dir", str(runs)]
     process = subprocess.Popen(
@@ -181,11 +185,13 @@ def test_workers_end_when_the_sweep_is_killed(
         # Two workers, plus the fork server where the platform has one.
         assert len(workers) >= 2, "the worker processes did not start"
         process.kill()  # the sweep process alone, as `kill -9 PID` does
-        process.wait()
+        if reaped:
+            process.wait()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(p) for p in workers):
             time.sleep(0.1)
         assert not any(_alive(p) for p in workers), "workers outlived the sweep"
+        process.wait()
     finally:
         os.killpg(process.pid, signal.SIGKILL) if _alive(process.pid) else None
 

@@ -24,6 +24,7 @@ from concurrent.futures import (
 )
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import RunError, UsageError
@@ -138,25 +139,36 @@ def worker_setup(sweep: int, loaded: tuple[DataSpec, Dataset] | None) -> None:
 def _watch_sweep(sweep: int) -> None:
     """Kills this worker once the sweep process has ended.
 
-    The worker's parent is the sweep process (spawn) or the fork server, which
-    exits with it; either way the parent changes when the sweep process ends,
-    even while it is an unreaped zombie. The pid check covers a sweep process
-    that ended before this thread started.
+    The worker's parent is the sweep process (spawn) or the fork server. The
+    fork server outlives the sweep process while any worker does (each holds
+    the pipe whose end the server waits for), so the sweep process itself is
+    watched too, and a zombie counts as ended: a process that killed the
+    sweep without reaping it left the workers training, and holding the
+    sweep's output pipes open, for as long as the zombie lasted.
     """
     parent = os.getppid()
-    while os.getppid() == parent and _exists(sweep):
+    while os.getppid() == parent and _running(sweep):
         time.sleep(0.25)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _exists(pid: int) -> bool:
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        # No /proc here (macOS), or the process ended just now; the next
+        # look decides.
+        return True
+    # The state follows the command name, which is in parentheses and may
+    # itself hold spaces or parentheses.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @dataclass(frozen=True)
