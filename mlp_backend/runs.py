@@ -172,24 +172,31 @@ def create_folder(root: Path, name: str | None, prefix: str = "") -> Path:
 
     Raises:
         RunError: ``name`` was given and that folder exists already.
+        UsageError: No folder can be made in ``root`` (a file on the way,
+            a read-only or missing file system, no permission).
     """
-    root.mkdir(parents=True, exist_ok=True)
-    if name is not None:
-        folder = root / check_name(name)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            raise RunError(
-                f"{folder} exists already; choose another --name or remove it"
-            ) from None
-        return folder
-    while True:
-        folder = root / new_name(prefix)
-        try:
-            folder.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if name is not None:
+            folder = root / check_name(name)
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                raise RunError(
+                    f"{folder} exists already; choose another --name or remove it"
+                ) from None
             return folder
-        except FileExistsError:
-            continue
+        while True:
+            folder = root / new_name(prefix)
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise UsageError(
+            f"--runs-dir {root}: cannot make a run folder there ({exc.strerror})"
+        ) from None
 
 
 class RunFolder:

@@ -123,6 +123,24 @@ def test_train_writes_the_run_files(trained):
     assert all(0.0 <= v <= 1.0 for v in test["tpr_at_fpr"].values())
 
 
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_runs_dir_that_cannot_hold_folders_is_a_usage_error(
+    command, subset, tmp_path
+):
+    """A file on the way ended in a NotADirectoryError traceback, exit code 1."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    extra = ["--workers", "1"] * (command == "sweep")
+    result = invoke(
+        command, "--data", subset, "--runs-dir", blocker / "sub", *FAST, *extra
+    )
+    assert result.exit_code == 2, result.output
+    assert f"error: --runs-dir {blocker / 'sub'}: cannot make a run folder" in (
+        result.output
+    )
+    assert blocker.read_text() == ""
+
+
 def test_existing_name_is_never_overwritten(trained, subset):
     before = {p.name: p.read_bytes() for p in trained.iterdir()}
     result = invoke(
