@@ -2,16 +2,26 @@
 
 A quick Ctrl-C lands in the import of the command line (click and the option
 tables, about a tenth of a second); there too it is one line and exit code
-130, as it is once a command runs.
+130, as it is once a command runs. So does SIGTERM, which until then ended the
+process without a word (exit status -15).
 """
 
 import gc
+import signal
 import sys
+from typing import NoReturn
 
 from mlp_backend.errors import EXIT_INTERRUPTED
 
 
+def _as_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def run() -> None:
+    # SIGTERM asks what Ctrl-C asks, until a command takes both over
+    # (job.catch_interrupts) and again after it.
+    signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         from mlp_backend.cli import main
     except KeyboardInterrupt:

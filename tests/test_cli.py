@@ -727,7 +727,33 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line_and_130(
 
     monkeypatch.delitem(sys.modules, "mlp_backend.cli", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("mlp_backend.cli")])
-    with pytest.raises(SystemExit) as stopped:
-        run()
+    # run() takes SIGTERM over; pytest's own handling comes back after.
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert stopped.value.code == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_sigterm_while_the_command_line_imports_is_one_line_and_130() -> None:
+    """SIGTERM before a command set its handlers ended the process silently
+    (exit status -15): here it lands during the import of the command line,
+    in a process of its own."""
+    script = (
+        "import os, signal, sys\n"
+        "class Term:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'mlp_backend.cli':\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "sys.meta_path.insert(0, Term())\n"
+        "from mlp_backend.__main__ import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == EXIT_INTERRUPTED, done.stderr
+    assert done.stderr == "error: interrupted\n"
