@@ -25,16 +25,31 @@ def make_app(runs_dir: Path) -> MonitorApp:
 
 
 def pressing(*keys: str) -> Callable[[Pilot[None]], object]:
-    """Wait for the reads, press ``keys``, and wait for the reads again."""
+    """Wait for the screen to settle, press ``keys``, and wait again."""
 
     async def run_before(pilot: Pilot[None]) -> None:
         for batch in ((), keys):
             await pilot.press(*batch)
-            for _ in range(3):
-                await pilot.app.workers.wait_for_complete()
-                await pilot.pause()
+            await settled(pilot)
 
     return run_before
+
+
+async def settled(pilot: Pilot[None], rounds: int = 50) -> None:
+    """Waits until two pictures of the screen in a row are the same.
+
+    The reader's threads post their results, and a table sizes its columns
+    on a later pass; a fixed three rounds of waiting once came too early in
+    CI's full run, which pictured the overlay's columns still unsized.
+    """
+    previous = None
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        picture = pilot.app.export_screenshot()
+        if picture == previous:
+            return
+        previous = picture
 
 
 def test_runs_screen(runs_dir: Path, snap_compare: Callable[..., bool]) -> None:
