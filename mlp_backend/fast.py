@@ -168,9 +168,8 @@ class FastStep:
         self.grad = np.zeros((m, self.size), dtype=dtype)
         self.blocks = self._blocks(self.theta)
         self.grad_blocks = self._blocks(self.grad)
-        # W and W^T of each layer as views, for the backward pass.
+        # Each layer's W as a view, for the backward pass.
         self.W = stack.params[0::2]
-        self.W_T = [W.transpose(0, 2, 1) for W in self.W]
         self.inputs = stack.shape.sizes[0] + 1
         self.state = self._flat_state(optimizer, m, dtype)
         optimizer.state = [self.views(flat) for flat in self.state]
@@ -321,8 +320,10 @@ class FastStep:
             # a bool array casts it on every use (15 us against 33 us
             # for 4 x 256 x 128 in place).
             "flag": [np.empty((m, w, rows), dtype=dtype) for w in widths[:-1]],
-            # The input rows times the output delta (see _input_layer_grads).
+            # The input rows times the output delta, and the input layer's
+            # gradient the other way round (see _input_layer_grads).
             "weighted": np.empty((m, self.inputs, rows), dtype),
+            "input_grads_T": np.empty((m, widths[0], self.inputs), dtype),
         }
 
     def _program(self, rows: int) -> _Program:
@@ -579,17 +580,24 @@ class FastStep:
         per step for 4 members of 128 relu units at batch 256; at batch 1 it
         would cost more than it saves). Most sweeps on a binary task have
         this shape.
+
+        The product runs the other way round, ``D^T (A * delta)^T``, with the
+        long side first, and the multiply by ``W1`` writes its transpose into
+        the gradient: the same sums (bit-identical here), 81 us against 96
+        for 4 members of 128 units at batch 256, 12.7 against 13.8 for one of
+        64.
         """
         np, batch, P = self.np, self._batch, functools.partial
         masks = self.stack.masks
         weighted = buffers["weighted"]
+        grads_T = buffers["input_grads_T"]
         grads = self.grad_blocks[0]
         derivative_ops, derivative = self._derivative_ops(0, buffers)
         ops: list[Op] = [
             lambda: np.multiply(batch.A, delta, out=weighted),
             *derivative_ops,
-            P(np.matmul, weighted, derivative.transpose(0, 2, 1), out=grads),
-            P(np.multiply, grads, self.W_T[1], out=grads),
+            P(np.matmul, derivative, weighted.transpose(0, 2, 1), out=grads_T),
+            P(np.multiply, grads_T, self.W[1], out=grads.transpose(0, 2, 1)),
         ]
         if masks[0] is not None:
             ops.append(P(np.multiply, grads, masks[0], out=grads))
