@@ -268,6 +268,19 @@ def test_label_by_name_and_by_index(tmp_path: Path) -> None:
     assert reg.X[0, 2] == 0.3918
 
 
+def test_label_name_for_a_file_without_a_header_says_line_1_is_data(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "\n".join(ROWS), "bare.csv")
+    with pytest.raises(DataError) as caught:
+        load_table(path, label="class")
+    message = str(caught.value)
+    assert "bare.csv, line 1: no column named 'class'" in message
+    assert "line 1 is data (28.7967, 16.0021," in message
+    assert "column number (1 to 11, or -1 for the last)" in message
+    assert "the header names" not in message
+
+
 def test_label_argument_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "\n".join([HEADER, *ROWS]))
     with pytest.raises(DataError, match="no column named 'target'"):

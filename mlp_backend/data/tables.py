@@ -270,6 +270,15 @@ def _settle_layout(
         names = [field.strip() for field in first]
         _check_names(names, shown)
         if isinstance(label, str):
+            if label not in names and any(_is_number(name) for name in names):
+                # A label named for a file without a header line: its first
+                # row is data, which is no list of names to show.
+                raise DataError(
+                    f"{shown}, line 1: no column named {label!r} for the label; "
+                    f"line 1 is data ({', '.join(names)}), not a header, so "
+                    f"give the label's column number (1 to {n_fields}, or -1 "
+                    "for the last)"
+                )
             if label not in names:
                 raise DataError(
                     f"{shown}, line 1: no column named {label!r} for the label; "
