@@ -734,8 +734,12 @@ class Trainer:
             step,
             tracker.history,
         )
-        if reason:
+        if reason and len(self.members) > 1:
             logger.info("member %d: %s", j, reason)
+        elif reason:
+            # A lone network's end is its caller's to report (the train
+            # command's last lines say it); at INFO it came out twice.
+            logger.debug("%s", reason)
         for cb in self.callbacks:
             cb.on_member_end(j, result)
         return result

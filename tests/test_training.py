@@ -10,6 +10,7 @@ the data) use the shared files.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -405,6 +406,26 @@ def test_early_stopping_restores_best_weights(backend):
         backend.xp, z, data.T_val
     )
     np.testing.assert_allclose(backend.scalar(loss[0]), best, rtol=1e-12)
+
+
+def test_a_lone_network_leaves_its_end_to_the_caller_a_stack_names_the_member(
+    backend32, caplog
+):
+    train, val = synthetic(n=120, seed=3)
+    data = to_device(backend32, "binary", 2, train, val)
+    config = TrainConfig(batch_size=8, epochs=6, patience=1)
+    lone = [Member(hidden=(8,), lr=5.0, seed=0)]
+    pair = [Member(hidden=(8,), lr=0.01, seed=0), *lone]
+    with caplog.at_level(logging.INFO, logger="mlp_backend.train"):
+        (alone,) = Trainer(backend32, config, lone, data).run()
+    assert alone.reason.startswith("early stop"), alone.reason
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mlp_backend.train"):
+        results = Trainer(backend32, config, pair, data).run()
+    assert results[1].reason.startswith("early stop"), results[1].reason
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"member 1: {results[1].reason}" in messages
 
 
 @pytest.mark.parametrize(
