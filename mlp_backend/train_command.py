@@ -73,8 +73,11 @@ def build_estimator(options: dict[str, Any], hidden: tuple[int, ...], task: str)
     return MLPClassifier(**common)
 
 
-def resumable(path: Path) -> tuple[dict[str, Any], MemberState]:
+def resumable(path: Path) -> tuple[dict[str, Any], MemberState | None]:
     """The configuration and last checkpoint of a run to go on with.
+
+    A run that ended before its first checkpoint (in its first epoch) goes
+    on from the start (``None``), in its own folder with its own settings.
 
     Raises:
         UsageError: ``path`` is not a single run that can go on.
@@ -94,10 +97,15 @@ def resumable(path: Path) -> tuple[dict[str, Any], MemberState]:
             raise UsageError(
                 f"--resume: {path} ended {state}; there is nothing to go on with"
             )
-    if not (path / CHECKPOINT).is_file():
+    checkpointed = (path / CHECKPOINT).is_file()
+    metrics = path / "metrics.jsonl"
+    # The first epoch's record comes before its checkpoint: a kill between the
+    # two leaves one record, which a resume from the start replaces.
+    records = metrics.read_bytes().count(b"\n") if metrics.is_file() else 0
+    if not checkpointed and records > 1:
         raise UsageError(
-            f"--resume: {path} has no {CHECKPOINT} (it ended before its first "
-            "epoch, or the file was removed); train it again"
+            f"--resume: {path} has epoch records but no {CHECKPOINT} (the file "
+            "was removed); train it again"
         )
     try:
         model = config["model"]
@@ -109,6 +117,8 @@ def resumable(path: Path) -> tuple[dict[str, Any], MemberState]:
         optimizer = str(config["training"]["optimizer"])
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"{path / 'config.json'}: incomplete ({exc})") from None
+    if not checkpointed:
+        return config, None
     return config, load_checkpoint(path / CHECKPOINT, sizes, optimizer)
 
 
@@ -171,7 +181,7 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     )
     check_metric(options["metric"], dataset.task)
 
-    if state is None:
+    if resume is None:
         path = create_folder(Path(options["runs_dir"]), options["name"])
     else:
         path = Path(resume)
@@ -194,18 +204,19 @@ def _train_run(
     state: MemberState | None,
     recorded: dict[str, Any] | None,
 ) -> str:
-    """Trains into the run folder ``path`` (new, or resumed from ``state``)."""
-    if state is None:
+    """Trains into the run folder ``path``: new, resumed from ``state``, or
+    (``recorded`` without ``state``) from the start again."""
+    if recorded is None:
         folder = RunFolder(path)
         model, training = run_settings(dataset, estimator.hidden, options)
         config = run_config(path.name, dataset, backend, model, training)
         folder.write_config(config)
         folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
     else:
-        assert recorded is not None
         config = recorded
-        folder = resume_folder(path, state.epoch)
-        logger.info("run %s: going on after epoch %d", path, state.epoch)
+        epoch = 0 if state is None else state.epoch
+        folder = resume_folder(path, epoch)
+        logger.info("run %s: going on after epoch %d", path, epoch)
     folder.event(f"training on {backend.device_name} ({backend.dtype_name})")
     logger.info(
         "run %s: training on %s (%s)", path, backend.device_name, backend.dtype_name

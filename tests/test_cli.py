@@ -27,6 +27,7 @@ from mlp_backend.backend import cupy_problem
 from mlp_backend.checkpoint import CheckpointLog
 from mlp_backend.cli import main
 from mlp_backend.errors import EXIT_INTERRUPTED
+from mlp_backend.runs import RunFolder
 from mlp_backend.train import MemberState
 from mlp_backend.train_command import run_evaluate
 from tests.conftest import CASES, case_file
@@ -518,6 +519,46 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
 
     finished = invoke("train", "--resume", folder)
     assert finished.exit_code == 2 and "ended finished" in finished.output
+
+
+def test_a_run_stopped_in_its_first_epoch_resumes_from_the_start(
+    tmp_path, subset, monkeypatch
+):
+    runs = tmp_path / "runs"
+    options = ["--data", subset, "--runs-dir", runs, *FAST, "--dtype", "float64"]
+    assert invoke("train", *options, "--name", "whole").exit_code == 0
+    # A stop request seen at the first batch: the run ends before any epoch.
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "stop_requested", property(lambda self: True))
+        assert invoke("train", *options, "--name", "early").exit_code == 0
+    folder = runs / "early"
+    stopped = strict_json((folder / "summary.json").read_text())
+    assert stopped["state"] == "stopped" and stopped["epochs_run"] == 0
+    assert not (folder / "checkpoint.log").exists()
+
+    resumed = invoke("train", "--resume", folder)
+    assert resumed.exit_code == 0, resumed.output
+    whole = strict_json((runs / "whole" / "summary.json").read_text())
+    again = strict_json((folder / "summary.json").read_text())
+    assert again["state"] == "finished" and again["epochs_run"] == 2
+    assert again["test"] == whole["test"]
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    assert [strict_json(line)["epoch"] for line in lines] == [1, 2]
+    assert "resumed after epoch 0" in (folder / "events.jsonl").read_text()
+
+
+def test_a_run_whose_checkpoint_was_removed_is_not_trained_over(tmp_path, subset):
+    runs = tmp_path / "runs"
+    options = ["--data", subset, "--runs-dir", runs, "--epochs", "3", "--hidden", "8"]
+    assert invoke("train", *options, "--name", "gone").exit_code == 0
+    folder = runs / "gone"
+    # As if killed after its third epoch, and its checkpoint then deleted.
+    (folder / "summary.json").unlink()
+    records = (folder / "metrics.jsonl").read_text()
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 2
+    assert "has epoch records but no checkpoint.log" in result.output
+    assert (folder / "metrics.jsonl").read_text() == records
 
 
 def test_a_run_that_is_training_cannot_be_resumed_beside_it(tmp_path, subset):
