@@ -62,6 +62,7 @@ def encode(state: MemberState) -> bytes:
         "best_epoch": state.best_epoch,
         "waited": state.waited,
         "stack": list(state.stack),
+        "seconds": state.seconds,
     }
     body = json.dumps(meta).encode()
     data = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
@@ -177,6 +178,9 @@ def load_checkpoint(
         np.random.PCG64().state = shuffle
         # Logs written before the stack was recorded have none.
         stack = tuple(str(name) for name in meta.get("stack", []))
+        seconds = float(meta.get("seconds", 0.0))
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"{seconds} seconds of training")
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"{path}: the checkpoint is incomplete ({exc})") from None
     _check_fit(path, groups, sizes, optimizer)
@@ -192,6 +196,7 @@ def load_checkpoint(
         waited=waited,
         history=read_records(path.parent / "metrics.jsonl", epoch),
         stack=stack,
+        seconds=seconds,
     )
 
 

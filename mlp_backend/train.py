@@ -274,6 +274,8 @@ class MemberState:
             unknown). A resume trains the same stack again: a member's
             float numbers can depend on its stack (vectorised and scalar
             loops round transcendental functions differently).
+        seconds: Training time up to this state, over every process that
+            trained the member (a resumed run's summary counts them all).
     """
 
     epoch: int
@@ -287,6 +289,7 @@ class MemberState:
     waited: int
     history: list[dict[str, Any]]
     stack: tuple[str, ...] = ()
+    seconds: float = 0.0
 
 
 Checkpoint = Callable[[int, MemberState], None]
@@ -377,6 +380,9 @@ class Trainer:
         if len(self.names) != len(members):
             raise ValueError("names needs one name per member")
         self.resume = list(resume) if resume is not None else None
+        # When this process's training began (set by run), for
+        # MemberState.seconds.
+        self._began = 0.0
         self.backend = backend
         self.config = config
         self.members = list(members)
@@ -447,6 +453,7 @@ class Trainer:
             self._restore(optimizer, trackers, shuffles, shape)
         results: dict[int, MemberResult] = {}
         active = list(range(len(self.members)))
+        self._began = time.perf_counter()
         stepper = make_step(stack, optimizer)
         if self.resume is None:
             best = stepper.snapshot()
@@ -700,6 +707,7 @@ class Trainer:
             ).member_to_host(i)
 
         tracker = trackers[j]
+        before = self.resume[j].seconds if self.resume is not None else 0.0
         return MemberState(
             epoch=epoch,
             steps=optimizer.t,
@@ -711,6 +719,7 @@ class Trainer:
             best_epoch=tracker.best_epoch,
             waited=tracker.waited,
             history=list(tracker.history),
+            seconds=before + time.perf_counter() - self._began,
         )
 
     def _ended(

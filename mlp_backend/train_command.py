@@ -268,7 +268,8 @@ def _train_run(
     finally:
         if bar is not None:
             bar.stop()
-    seconds = time.perf_counter() - start
+    # The training time of the processes that trained the run before, too.
+    seconds = time.perf_counter() - start + (state.seconds if state else 0.0)
 
     # Test metrics on the weights the run keeps, then the files.
     X_test, y_test = dataset.parts["test"]

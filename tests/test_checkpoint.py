@@ -211,6 +211,9 @@ def test_the_log_keeps_the_last_whole_record(backend: Backend, tmp_path: Path) -
         log.write(state)
     assert path.stat().st_size == sum(len(encode(s)) for s in states[:3])
     assert load_checkpoint(path).epoch == states[2].epoch
+    # The training time so far rises with the epochs and is read back whole.
+    assert 0 < states[0].seconds < states[1].seconds < states[2].seconds
+    assert load_checkpoint(path).seconds == states[2].seconds
 
     # A kill in the middle of the third record leaves the second one.
     whole = path.read_bytes()

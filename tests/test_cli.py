@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlp_backend.backend import cupy_problem
-from mlp_backend.checkpoint import CheckpointLog
+from mlp_backend.checkpoint import CheckpointLog, last_record
 from mlp_backend.cli import main
 from mlp_backend.errors import EXIT_INTERRUPTED
 from mlp_backend.runs import RunFolder
@@ -501,14 +501,23 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, magic_path):
     assert not (folder / "summary.json").exists(), "the kill came too late"
     assert (folder / "checkpoint.log").is_file()
 
+    record = last_record((folder / "checkpoint.log").read_bytes())
+    assert record is not None
+    trained_before = json.loads(record[0])["seconds"]
+    assert trained_before > 0
+
     # Settings come from the run itself; giving one again is refused.
     refused = invoke("train", "--resume", folder, "--epochs", "3")
     assert refused.exit_code == 2 and "leave out --epochs" in refused.output
+    tick = time.perf_counter()
     assert invoke("train", "--resume", folder).exit_code == 0
+    resumed_for = time.perf_counter() - tick
 
     whole = strict_json((runs / "whole" / "summary.json").read_text())
     again = strict_json((folder / "summary.json").read_text())
     assert again["state"] == "finished" and again["epochs_run"] == 12
+    # The time before the kill counts too, up to the checkpoint resumed from.
+    assert trained_before < again["seconds"] < trained_before + resumed_for
     assert again["test"] == whole["test"]
     assert again["best_epoch"] == whole["best_epoch"]
     lines = (folder / "metrics.jsonl").read_text().splitlines()

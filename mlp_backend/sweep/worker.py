@@ -333,7 +333,8 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
 
     pruner = SuccessiveHalving(config.epochs, config.monitor) if job.prune else None
     recorder = Recorder(folders, config.epochs, backend)
-    ends = _Ends(dataset, backend, pairs, folders, configs, config.monitor)
+    before = [0.0] * len(pairs) if resume is None else [s.seconds for s in resume]
+    ends = _Ends(dataset, backend, pairs, folders, configs, config.monitor, before)
     trainer = Trainer(
         backend,
         config,
@@ -370,6 +371,8 @@ class _Ends:
         pairs: The stack's ``(index, trial)`` pairs, by member index.
         folders: Their run folders, by member index.
         configs: Their ``config.json`` contents, by member index.
+        before: Their training time in earlier processes (a resume), by
+            member index.
     """
 
     def __init__(
@@ -380,6 +383,7 @@ class _Ends:
         folders: dict[int, RunFolder],
         configs: list[dict[str, Any]],
         monitor: str,
+        before: Sequence[float],
     ) -> None:
         self.dataset = dataset
         self.backend = backend
@@ -387,6 +391,7 @@ class _Ends:
         self.folders = folders
         self.configs = configs
         self.monitor = monitor
+        self.before = list(before)
         self.records: dict[int, dict[str, Any]] = {}
         self.start = time.perf_counter()
 
@@ -410,7 +415,7 @@ class _Ends:
             self.dataset.classes,
             self.configs[k],
         )
-        seconds = time.perf_counter() - self.start
+        seconds = self.before[k] + time.perf_counter() - self.start
         summary = finish_run(
             self.folders[k], result, saved, test, seconds, self.monitor
         )
