@@ -112,6 +112,11 @@ def load_dataset(
             f"--label: {path} is MAGIC, whose label is its last column (class); "
             f"got {label!r}"
         )
+    if magic and positive not in (None, MAGIC_CLASSES[1]):
+        raise UsageError(
+            f"--positive {positive!r}: {path} is MAGIC, whose positive class is "
+            f"fixed to {MAGIC_CLASSES[1]!r} (gamma); leave out --positive"
+        )
     if magic and task == "regression":
         raise UsageError(
             f"--task regression: {path} is MAGIC, a classification task (g or h)"

@@ -99,13 +99,11 @@ def resumable(path: Path) -> tuple[dict[str, Any], MemberState | None]:
             )
     checkpointed = (path / CHECKPOINT).is_file()
     metrics = path / "metrics.jsonl"
-    # The first epoch's record comes before its checkpoint: a kill between the
-    # two leaves one record, which a resume from the start replaces.
-    records = metrics.read_bytes().count(b"\n") if metrics.is_file() else 0
-    if not checkpointed and records > 1:
+    if not checkpointed and metrics.is_file() and metrics.stat().st_size:
         raise UsageError(
             f"--resume: {path} has epoch records but no {CHECKPOINT} (the file "
-            "was removed); train it again"
+            "was removed, or a kill came between the first epoch's record and "
+            "its checkpoint); train it again"
         )
     try:
         model = config["model"]
@@ -306,12 +304,16 @@ def _binary_logits(estimator, X: np.ndarray) -> np.ndarray | None:
     return estimator.decision_function(X)
 
 
+def _epochs(count: int) -> str:
+    return "1 epoch" if count == 1 else f"{count} epochs"
+
+
 def _report(path: Path, summary: dict[str, Any]) -> None:
     from mlp_backend.cli import print_metrics
 
     state = summary["state"]
     line = (
-        f"run {state} after {summary['epochs_run']} epochs "
+        f"run {state} after {_epochs(summary['epochs_run'])} "
         f"(best epoch {summary['best_epoch']})"
     )
     if summary.get("reason"):

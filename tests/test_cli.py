@@ -556,18 +556,37 @@ def test_a_run_stopped_in_its_first_epoch_resumes_from_the_start(
     assert "resumed after epoch 0" in (folder / "events.jsonl").read_text()
 
 
-def test_a_run_whose_checkpoint_was_removed_is_not_trained_over(tmp_path, subset):
+@pytest.mark.parametrize("epochs", ["1", "3"])
+def test_a_run_whose_checkpoint_was_removed_is_not_trained_over(
+    tmp_path, subset, epochs
+):
     runs = tmp_path / "runs"
-    options = ["--data", subset, "--runs-dir", runs, "--epochs", "3", "--hidden", "8"]
-    assert invoke("train", *options, "--name", "gone").exit_code == 0
+    options = ["--data", subset, "--runs-dir", runs, "--epochs", epochs]
+    assert invoke("train", *options, "--hidden", "8", "--name", "gone").exit_code == 0
     folder = runs / "gone"
-    # As if killed after its third epoch, and its checkpoint then deleted.
+    # As if killed after its last epoch, and its checkpoint then deleted.
     (folder / "summary.json").unlink()
     records = (folder / "metrics.jsonl").read_text()
     result = invoke("train", "--resume", folder)
     assert result.exit_code == 2
     assert "has epoch records but no checkpoint.log" in result.output
     assert (folder / "metrics.jsonl").read_text() == records
+
+
+def test_magic_refuses_another_positive_class_saying_it_is_fixed(tmp_path, subset):
+    result = invoke(
+        "train", "--data", subset, "--runs-dir", tmp_path, "--positive", "h", *FAST
+    )
+    assert result.exit_code == 2
+    assert "--positive 'h'" in result.output
+    assert "positive class is fixed to 'g' (gamma)" in result.output
+    assert "Traceback" not in result.output
+    assert (
+        invoke(
+            "train", "--data", subset, "--runs-dir", tmp_path, "--positive", "g", *FAST
+        ).exit_code
+        == 0
+    )
 
 
 def test_a_run_that_is_training_cannot_be_resumed_beside_it(tmp_path, subset):

@@ -277,7 +277,7 @@ def test_label_name_for_a_file_without_a_header_says_line_1_is_data(
     message = str(caught.value)
     assert "bare.csv, line 1: no column named 'class'" in message
     assert "line 1 is data (28.7967, 16.0021," in message
-    assert "column number (1 to 11, or -1 for the last)" in message
+    assert "column index (0 to 10, or -1 for the last)" in message
     assert "the header names" not in message
 
 

@@ -301,3 +301,24 @@ def test_members_that_end_early_are_written_before_their_stack_ends(
         assert after["state"] == before["state"]
         for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
             assert after[key] == before[key], key
+
+
+def test_a_trial_trained_again_from_the_start_keeps_its_events(tmp_path):
+    # What a sweep killed in a trial's first epoch leaves: no checkpoint, a
+    # status and a config, events of that attempt (the last one torn).
+    path = tmp_path / "trial-0000"
+    path.mkdir()
+    earlier = [
+        '{"format": 1, "time": 1.0, "level": "info", "message": "training on cpu"}',
+        '{"format": 1, "time": 2.0, "level": "warning", "message": "stop"}',
+    ]
+    (path / "events.jsonl").write_text("\n".join(earlier) + '\n{"format": 1, "ti')
+    (path / "status.json").write_text('{"state": "running"}')
+    (path / "metrics.jsonl").write_text("")
+
+    worker._fresh_folder(path)
+    assert sorted(p.name for p in path.iterdir()) == ["events.jsonl"]
+    lines = (path / "events.jsonl").read_text().splitlines()
+    assert lines[:2] == earlier
+    assert len(lines) == 3
+    assert "started again" in json.loads(lines[2])["message"]

@@ -276,7 +276,7 @@ def _settle_layout(
                 raise DataError(
                     f"{shown}, line 1: no column named {label!r} for the label; "
                     f"line 1 is data ({', '.join(names)}), not a header, so "
-                    f"give the label's column number (1 to {n_fields}, or -1 "
+                    f"give the label's column index (0 to {n_fields - 1}, or -1 "
                     "for the last)"
                 )
             if label not in names:
@@ -315,7 +315,8 @@ def _label_index(label: int, n_fields: int, shown: str) -> int:
     if not 0 <= index < n_fields:
         raise DataError(
             f"{shown}, line 1: label column index {label} is out of range for "
-            f"{n_fields} fields"
+            f"{n_fields} fields (0 to {n_fields - 1}, or -{n_fields} to -1 from "
+            "the end)"
         )
     return index
 

@@ -42,7 +42,7 @@ from mlp_backend.job import (
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
-from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json
+from mlp_backend.runs import STOP_REQUEST, RunFolder, read_json, replace_bytes
 from mlp_backend.sweep.folder import trial_name
 from mlp_backend.sweep.plan import DEVICE_SHARE, device_chunks
 from mlp_backend.sweep.spec import Trial, member, train_config
@@ -280,11 +280,20 @@ def _usable_checkpoint(
 
 
 def _fresh_folder(path: Path) -> RunFolder:
-    """An empty trial folder: what an earlier, unfinished attempt left is removed."""
+    """A trial folder to train in from the start: what an earlier, unfinished
+    attempt left is removed but for its ``events.jsonl``, which goes on."""
+    events = path / "events.jsonl"
+    earlier = events.read_bytes() if events.is_file() else b""
+    # A line torn by a kill would run into the next event.
+    earlier = earlier[: earlier.rfind(b"\n") + 1]
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    return RunFolder(path, sync=False)
+    folder = RunFolder(path, sync=False)
+    if earlier:
+        replace_bytes(events, earlier, sync=False)
+        folder.event("started again: the earlier attempt ended before a checkpoint")
+    return folder
 
 
 def _failed(
