@@ -269,8 +269,8 @@ def _settle_layout(
     if header:
         names = [field.strip() for field in first]
         _check_names(names, shown)
-        if isinstance(label, str):
-            if label not in names and any(_is_number(name) for name in names):
+        if isinstance(label, str) and label not in names:
+            if any(_is_number(name) for name in names):
                 # A label named for a file without a header line: its first
                 # row is data, which is no list of names to show.
                 raise DataError(
@@ -279,11 +279,11 @@ def _settle_layout(
                     f"give the label's column index (0 to {n_fields - 1}, or -1 "
                     "for the last)"
                 )
-            if label not in names:
-                raise DataError(
-                    f"{shown}, line 1: no column named {label!r} for the label; "
-                    f"the header names {', '.join(names)}"
-                )
+            raise DataError(
+                f"{shown}, line 1: no column named {label!r} for the label; "
+                f"the header names {', '.join(names)}"
+            )
+        if isinstance(label, str):
             label_col = names.index(label)
     if n_fields - (label_col is not None) < 1:
         raise DataError(
