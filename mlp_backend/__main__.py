@@ -9,19 +9,17 @@ process without a word (exit status -15).
 import gc
 import signal
 import sys
-from typing import NoReturn
 
 from mlp_backend.errors import EXIT_INTERRUPTED
-
-
-def _as_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
+from mlp_backend.interrupts import record_and_raise
 
 
 def run() -> None:
     # SIGTERM asks what Ctrl-C asks, until a command takes both over
-    # (job.catch_interrupts) and again after it.
-    signal.signal(signal.SIGTERM, _as_interrupt)
+    # (job.catch_interrupts) and again after it; a signal whose interrupt
+    # Python swallows is still taken then (see mlp_backend.interrupts).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, record_and_raise)
     try:
         from mlp_backend.cli import main
     except KeyboardInterrupt:

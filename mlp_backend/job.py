@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlp_backend import __version__, metrics
+from mlp_backend import __version__, interrupts, metrics
 from mlp_backend.backend import Backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import CheckpointLog
@@ -434,6 +434,9 @@ def catch_interrupts() -> Iterator[None]:
         yield
         return
     _INTERRUPT.clear()
+    if interrupts.take():
+        # A signal came before, whose KeyboardInterrupt Python swallowed.
+        _INTERRUPT.set()
     previous = {
         s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)
     }
