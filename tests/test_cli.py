@@ -796,13 +796,16 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line_and_130(
 
     monkeypatch.delitem(sys.modules, "mlp_backend.cli", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("mlp_backend.cli")])
-    # run() takes SIGTERM over; pytest's own handling comes back after.
-    previous = signal.getsignal(signal.SIGTERM)
+    # run() takes SIGINT and SIGTERM over; pytest's own handling comes back
+    # after (left in place, it made later tests' signals stop in-process
+    # sweeps that had not been signalled).
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with pytest.raises(SystemExit) as stopped:
             run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert stopped.value.code == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "error: interrupted\n"
 
