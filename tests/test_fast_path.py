@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import mlp_backend.fast as fast_module
 import mlp_backend.train as train_module
 from mlp_backend.activations import ACTIVATIONS
 from mlp_backend.backend import Backend, cupy_problem
@@ -246,6 +247,22 @@ def test_parameters_are_views_of_one_buffer(backend: Backend):
     run_epoch(fast, X, T, 1.0)
     for p, host in zip(snapshot, before, strict=True):
         assert np.array_equal(backend.to_host(p), host)
+
+
+@pytest.mark.parametrize("budget", [1 << 19, 1])
+@on_fast
+def test_logits_in_blocks_equal_the_forward_pass(backend: Backend, monkeypatch, budget):
+    """Blocks of 256 rows and a partial one, or all rows in one block of 1024
+    (a budget so small that the minimum rows apply, or one that fits them)."""
+    monkeypatch.setattr(fast_module, "BLOCK_BYTES", budget)
+    (stack, _), _, _ = problem(backend, "tanh", "softmax_cross_entropy")
+    fast = FastStep(stack, optimizer(backend, "sgd"))
+    assert fast._block_rows() == (1024 if budget > 1 else fast_module.MIN_BLOCK_ROWS)
+    X = backend.asarray(np.random.default_rng(3).normal(size=(1, 700, 5)))
+    expected = stack.forward(X)[0]
+    assert_close(backend, [fast.logits(X)], [expected])
+    # A second call reuses the buffers and the rows with their ones.
+    assert_close(backend, [fast.logits(X)], [expected])
 
 
 @on_fast
