@@ -18,8 +18,12 @@ class MLPBackendError(Exception):
     exit_code = 2
 
 
-class UsageError(MLPBackendError):
-    """An option, argument or spec value is invalid. The message names it."""
+class UsageError(MLPBackendError, ValueError):
+    """An option, argument or spec value is invalid. The message names it.
+
+    Also a ValueError, which Python and scikit-learn raise for bad arguments,
+    so that callers' ``except ValueError`` (a grid search's, say) takes it.
+    """
 
 
 class DataError(MLPBackendError):

@@ -627,7 +627,12 @@ class Trainer:
                     state, reason = "finished", None
                 else:
                     continue
-                source = best if tracker.best_epoch else stack.params
+                # The weights of the best whole epoch; of none yet, those the
+                # last whole epoch left (for a stop in epoch 1, the first ones).
+                if tracker.best_epoch:
+                    source = best
+                else:
+                    source = start_params if cut_short else stack.params
                 kept = Stack(self.backend, stack.shape, stack.widths, source)
                 ended[i] = self._ended(
                     j,

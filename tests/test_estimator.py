@@ -184,6 +184,19 @@ def test_bad_inputs_are_usage_errors():
         MLPClassifier(**{**FAST, "activation": "nope"}).fit(X, y)
 
 
+def test_bad_inputs_are_value_errors_as_in_sklearn():
+    X, y = blobs(n=60)
+    model = MLPClassifier(**FAST).fit(X, y)
+    for bad_call in (
+        lambda: model.predict(X[:, :2]),
+        lambda: MLPClassifier(**{**FAST, "batch_size": 0}).fit(X, y),
+        lambda: MLPClassifier(**FAST).predict(X),
+    ):
+        with pytest.raises(ValueError) as caught:
+            bad_call()
+        assert isinstance(caught.value, UsageError)
+
+
 def test_library_never_imports_sklearn():
     code = (
         "import sys, numpy as np\n"

@@ -461,6 +461,33 @@ def test_should_stop_ends_after_the_current_batch(backend32, stop_at, whole):
     assert all(np.all(np.isfinite(p)) for p in result.params)
 
 
+def test_a_stop_in_the_first_epoch_keeps_the_first_weights(backend32):
+    """No whole epoch ran, so the weights kept are the ones it started from,
+    wherever in the epoch the stop came."""
+
+    def stopping_after(steps):
+        calls = []
+
+        def should_stop():
+            calls.append(1)
+            return len(calls) >= steps
+
+        return should_stop
+
+    config = TrainConfig(activation="tanh", batch_size=32, epochs=3, patience=0)
+    member = [Member(hidden=(4,), lr=0.1)]
+    data = device_data(backend32)
+    early, late = (
+        Trainer(backend32, config, member, data, [], stopping_after(k)).run()[0]
+        for k in (1, 5)
+    )
+    trained = Trainer(backend32, config, member, data, [], stopping_after(7)).run()[0]
+    assert (early.epochs_run, late.epochs_run, trained.epochs_run) == (0, 0, 1)
+    for a, b, c in zip(early.params, late.params, trained.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
 # Schedules.
 
 
