@@ -154,6 +154,24 @@ class _MLP:
         checkpoint: Checkpoint | None = None,
         resume: MemberState | None = None,
     ) -> _MLP:
+        try:
+            return self._train(
+                X, y, eval_set, callbacks, should_stop, feature_names, checkpoint, resume
+            )
+        except UsageError as exc:
+            raise _naming_parameters(exc) from None
+
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        callbacks: Sequence[Callback],
+        should_stop: Callable[[], bool] | None,
+        feature_names: Sequence[str] | None,
+        checkpoint: Checkpoint | None,
+        resume: MemberState | None,
+    ) -> _MLP:
         X = _features(X)
         if len(y) != X.shape[0]:
             raise UsageError(f"X has {X.shape[0]} rows but y has {len(y)} labels")
@@ -410,6 +428,21 @@ class MLPRegressor(_MLP):
         residual = np.sum((y - self.predict(X)) ** 2)
         total = np.sum((y - y.mean()) ** 2)
         return float(1.0 - residual / total) if total > 0 else 0.0
+
+
+def _naming_parameters(exc: UsageError) -> UsageError:
+    """``exc`` naming this class's parameter where it names an option.
+
+    The checks shared with the command line name its options
+    (``--batch-size: must be at least 1``); a caller of ``fit`` set
+    ``batch_size``. Each parameter is its option's name in Python's
+    spelling, except ``monitor``, which the command line calls ``--metric``.
+    """
+    option, colon, rest = str(exc).partition(": ")
+    if not (colon and option.startswith("--") and " " not in option):
+        return exc
+    name = "monitor" if option == "--metric" else option[2:].replace("-", "_")
+    return UsageError(f"{name}: {rest}")
 
 
 def _features(X: np.ndarray) -> np.ndarray:

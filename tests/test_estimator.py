@@ -178,10 +178,15 @@ def test_bad_inputs_are_usage_errors():
         MLPClassifier(**FAST).fit(bad, y)
     with pytest.raises(UsageError, match="two-dimensional"):
         model.predict(X[0])
-    with pytest.raises(UsageError, match="--batch-size"):
+    # The errors name the parameters, not the command line's options.
+    with pytest.raises(UsageError, match="^batch_size: must be at least 1, got 0$"):
         MLPClassifier(**{**FAST, "batch_size": 0}).fit(X, y)
-    with pytest.raises(UsageError, match="--activation"):
+    with pytest.raises(UsageError, match="^activation: unknown activation 'nope'"):
         MLPClassifier(**{**FAST, "activation": "nope"}).fit(X, y)
+    with pytest.raises(UsageError, match="^monitor: expected one of"):
+        MLPClassifier(**{**FAST, "monitor": "nope"}).fit(X, y)
+    with pytest.raises(UsageError, match="^weight_decay: must be 0 or more"):
+        MLPRegressor(**{**FAST, "weight_decay": -1.0}).fit(X, X[:, 0])
 
 
 def test_bad_inputs_are_value_errors_as_in_sklearn():
