@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +27,7 @@ from mlp_backend.errors import (
     EXIT_RUN_FAILED,
     EXIT_USAGE,
     MLPBackendError,
+    MLPBackendWarning,
     UsageError,
 )
 from mlp_backend.options import BACKEND, data_options, option_name, task_options
@@ -100,6 +102,21 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    warnings.showwarning = _show_warning
+
+
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> None:
+    """The library's warnings as one line of the log, like its other messages;
+    Python's own form adds the file, line and source of the call."""
+    if issubclass(category, MLPBackendWarning):
+        logger.warning("warning: %s", message)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -40,3 +40,8 @@ class RunError(MLPBackendError):
 
 class MLPBackendWarning(UserWarning):
     """A degraded but working state (a constant column, a backend fallback)."""
+
+
+class DivergenceWarning(MLPBackendWarning):
+    """A fit diverged and kept its last finite weights (scikit-learn warns of
+    a fit that did not converge alike)."""

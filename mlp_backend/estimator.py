@@ -11,6 +11,8 @@ matter (the data cross to it once in ``fit`` and once per ``predict``).
 from __future__ import annotations
 
 import inspect
+import operator
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +21,12 @@ import numpy as np
 from mlp_backend.backend import Backend, get_backend
 from mlp_backend.data import Encoding, Standardizer, encode_labels, stratified_split
 from mlp_backend.defaults import DEFAULTS
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import (
+    BackendError,
+    DivergenceWarning,
+    MLPBackendWarning,
+    UsageError,
+)
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
 from mlp_backend.persist import SavedModel
@@ -31,6 +38,7 @@ from mlp_backend.train import (
     MemberState,
     TrainConfig,
     Trainer,
+    check_metric,
     to_device,
 )
 
@@ -101,6 +109,33 @@ class _MLP:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The backend holds modules, which do not pickle; a fitted model is
+        # its host arrays, and the backend is found again by name on load.
+        state = dict(self.__dict__)
+        backend = state.pop("backend_", None)
+        state.pop("_stack", None)
+        if backend is not None:
+            state["_backend_name"] = backend.name
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        name = state.pop("_backend_name", None)
+        self.__dict__.update(state)
+        if name is None:
+            return
+        try:
+            self.backend_ = get_backend(name, self.dtype)
+        except BackendError as exc:
+            # Trained on a GPU, loaded on a laptop: the weights are host arrays.
+            warnings.warn(
+                f"{name} cannot be used here ({exc}); predicting with numpy",
+                MLPBackendWarning,
+                stacklevel=2,
+            )
+            self.backend_ = get_backend("numpy", self.dtype)
+        self._set_params(self.params_)
+
     def __sklearn_tags__(self) -> Any:
         # Only scikit-learn calls this, so scikit-learn is already imported.
         from sklearn.utils import (
@@ -136,7 +171,7 @@ class _MLP:
 
     def member(self) -> Member:
         return Member(
-            hidden=tuple(int(h) for h in self.hidden),
+            hidden=_widths(self.hidden),
             lr=float(self.lr),
             momentum=float(self.momentum),
             weight_decay=float(self.weight_decay),
@@ -154,10 +189,9 @@ class _MLP:
         checkpoint: Checkpoint | None = None,
         resume: MemberState | None = None,
     ) -> _MLP:
+        args = (eval_set, callbacks, should_stop, feature_names, checkpoint, resume)
         try:
-            return self._train(
-                X, y, eval_set, callbacks, should_stop, feature_names, checkpoint, resume
-            )
+            return self._train(X, y, *args)
         except UsageError as exc:
             raise _naming_parameters(exc) from None
 
@@ -179,6 +213,7 @@ class _MLP:
         names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
         self.feature_names_ = names
         target, task, n_classes = self._encode(y, fit=True)
+        check_metric(self.monitor, task)
         if eval_set is None:
             if not 0.0 < self.validation_fraction < 1.0:
                 raise UsageError(
@@ -188,6 +223,12 @@ class _MLP:
             half = self.validation_fraction / 2.0
             split = stratified_split(target, (1.0 - 2.0 * half, half, half), self.seed)
             val_rows = np.sort(np.concatenate([split.val, split.test]))
+            if val_rows.size == 0:
+                raise UsageError(
+                    f"validation_fraction: {self.validation_fraction} of "
+                    f"{X.shape[0]} rows leaves none to validate on; give more "
+                    "rows or an eval_set"
+                )
             X_val, y_val = X[val_rows], target[val_rows]
             X, target = X[split.train], target[split.train]
         else:
@@ -216,6 +257,14 @@ class _MLP:
             resume=None if resume is None else [resume],
         )
         self.result_: MemberResult = trainer.run()[0]
+        if self.result_.state == "diverged":
+            # The model kept is the last finite one; say so rather than let
+            # predictions pass for those of a trained network.
+            warnings.warn(
+                f"{type(self).__name__} diverged: {self.result_.reason}",
+                DivergenceWarning,
+                stacklevel=3,
+            )
         self.task_ = task
         self._set_params(self.result_.params)
         return self
@@ -345,16 +394,44 @@ class MLPClassifier(_MLP):
         )
 
     def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
-        labels = np.asarray(y).astype(str)
+        y = _labels(y)
         if fit:
-            index, self.encoding_ = encode_labels(
-                labels, positive=self.positive, classes=self._fixed_classes
-            )
-            self.classes_ = np.array(self.encoding_.classes)
-        else:
-            index, _ = encode_labels(labels, classes=self.encoding_.classes)
+            self.classes_ = self._class_order(y)
+            self.encoding_ = Encoding([str(c) for c in self.classes_])
+        # Matched as strings, as a saved model's classes are.
+        index, _ = encode_labels(y.astype(str), classes=self.encoding_.classes)
         n = len(self.encoding_.classes)
         return index, ("binary" if n == 2 else "multiclass"), n
+
+    def _class_order(self, y: np.ndarray) -> np.ndarray:
+        """``classes_``: in ``y``'s own type (so ``predict`` gives labels like
+        ``y``'s, as scikit-learn's classifiers do), sorted, with ``positive``
+        at index 1; or the fixed order ``fit`` was given."""
+        if self._fixed_classes is not None:
+            # Checks the order and the labels against it, and words the errors.
+            encode_labels(
+                y.astype(str), positive=self.positive, classes=self._fixed_classes
+            )
+            return np.asarray(self._fixed_classes)
+        try:
+            distinct = np.unique(y)
+        except TypeError:
+            raise UsageError(
+                "y: labels must be of one kind (all numbers or all strings)"
+            ) from None
+        if distinct.size < 2:
+            raise UsageError(
+                f"y holds {distinct.size} class(es); a classifier needs at least two"
+            )
+        if self.positive is None:
+            return distinct
+        found = [i for i, c in enumerate(distinct) if str(c) == str(self.positive)]
+        if distinct.size != 2 or not found:
+            raise UsageError(
+                f"positive: {self.positive!r} must be one of exactly two classes; "
+                f"the labels are {', '.join(repr(c) for c in distinct.tolist())}"
+            )
+        return distinct[[1 - found[0], found[0]]]
 
     def _classes(self) -> list[str]:
         return list(self.encoding_.classes)
@@ -387,7 +464,12 @@ class MLPClassifier(_MLP):
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""
-        return float(np.mean(self.predict(X) == np.asarray(y).astype(str)))
+        predicted, y = self.predict(X), _labels(y)
+        if predicted.dtype.kind != y.dtype.kind:
+            # A saved model's classes are strings; labels of another type
+            # are compared as the strings they were matched by.
+            predicted, y = predicted.astype(str), y.astype(str)
+        return float(np.mean(predicted == y))
 
 
 class MLPRegressor(_MLP):
@@ -416,7 +498,11 @@ class MLPRegressor(_MLP):
         )
 
     def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
-        return np.asarray(y, dtype=np.float64).reshape(-1), "regression", 0
+        try:
+            targets = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UsageError("y: regression targets must be numbers") from None
+        return _labels(targets), "regression", 0
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted values, ``(rows,)``."""
@@ -445,8 +531,35 @@ def _naming_parameters(exc: UsageError) -> UsageError:
     return UsageError(f"{name}: {rest}")
 
 
+def _widths(hidden: Any) -> tuple[int, ...]:
+    """``hidden`` as layer widths; an int is one layer."""
+    if isinstance(hidden, (int, np.integer)):
+        return (int(hidden),)
+    if not isinstance(hidden, str):
+        try:
+            return tuple(operator.index(h) for h in hidden)
+        except TypeError:
+            pass
+    raise UsageError(f"hidden: expected widths like (64, 32), got {hidden!r}")
+
+
+def _labels(y: Any) -> np.ndarray:
+    """``y`` as a ``(rows,)`` array; a column ``(rows, 1)`` is taken as one."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise UsageError(f"y must be one-dimensional (rows,); got shape {y.shape}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise UsageError("y holds NaN or infinite values")
+    return y
+
+
 def _features(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError("X must hold numbers") from None
     if X.ndim != 2:
         raise UsageError(
             f"X must be two-dimensional (rows, features); got shape {X.shape}"

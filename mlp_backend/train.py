@@ -97,6 +97,21 @@ class TrainConfig:
             )
 
 
+def check_metric(metric: str, task: str) -> None:
+    """Rejects a validation metric that the task does not have.
+
+    Raises:
+        UsageError: Naming ``--metric`` and the task.
+    """
+    regression = metric in ("val_mse", "val_r2")
+    if regression and task != "regression":
+        raise UsageError(f"--metric: {metric} is for regression tasks")
+    if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
+        raise UsageError(f"--metric: {metric} is for classification tasks")
+    if task == "multiclass" and metric == "val_roc_auc":
+        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+
+
 def check_member(member: Member) -> None:
     """Rejects member hyperparameters that cannot train, naming the option."""
     if not member.hidden or any(w < 1 for w in member.hidden):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ from mlp_backend.backend import Backend, get_backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import load_checkpoint
 from mlp_backend.data import check_features, first_line_fields, load_table
-from mlp_backend.errors import DataError, MLPBackendError, RunError, UsageError
+from mlp_backend.errors import (
+    DataError,
+    DivergenceWarning,
+    MLPBackendError,
+    RunError,
+    UsageError,
+)
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from mlp_backend.job import (
     RESUMABLE,
@@ -255,7 +262,11 @@ def _train_run(
             if dataset.task != "regression":
                 fit_args["classes"] = dataset.classes
             estimator.set_params(standardize=False)
-            estimator.fit(X, labels, **fit_args)
+            with warnings.catch_warnings():
+                # The run reports a divergence itself: its status, its
+                # summary and exit code 3.
+                warnings.simplefilter("ignore", DivergenceWarning)
+                estimator.fit(X, labels, **fit_args)
     except MLPBackendError:
         folder.set_status("failed", reason="invalid input")
         raise

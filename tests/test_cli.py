@@ -219,6 +219,25 @@ needs_no_gpu = pytest.mark.skipif(
 
 
 @needs_no_gpu
+def test_case_b15_a_library_warning_is_one_line_of_the_log(tmp_path):
+    code, _, err = run_command(
+        "train",
+        "--data",
+        case_file("B15_constant_column.csv"),
+        "--runs-dir",
+        tmp_path / "runs",
+        "--epochs",
+        "1",
+    )
+    assert code == 0, err
+    said = [line for line in err.splitlines() if "constant" in line]
+    assert said == [
+        "warning: constant feature column(s) col5 (column 5): standardised to "
+        "0.0; they carry no information"
+    ], err
+    assert "MLPBackendWarning" not in err
+
+
 def test_explicit_cupy_fails_with_one_sentence(tmp_path, subset):
     runs = tmp_path / "runs"
     code, out, err = run_command(

@@ -7,18 +7,19 @@ checks.
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import MLPBackendWarning, UsageError
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from tests.conftest import BACKENDS
 
@@ -151,6 +152,70 @@ def test_pipeline_and_cross_val_score_without_warnings():
         MLPRegressor(**FAST), X, (y == "yes") * 2.0 + X[:, 0] * 0.1, cv=2, scoring="r2"
     )
     assert np.all(np.isfinite(reg_scores))
+
+
+def test_labels_keep_their_type_as_in_sklearn():
+    X, y = blobs(n=240)
+    numbers = (y == "yes").astype(np.int64)
+    model = MLPClassifier(**FAST).fit(X, numbers)
+    assert model.classes_.tolist() == [0, 1] and model.classes_.dtype == np.int64
+    predicted = model.predict(X)
+    assert predicted.dtype == np.int64
+    assert accuracy_score(numbers, predicted) == pytest.approx(model.score(X, numbers))
+    assert model.score(X, numbers) > 0.9
+    f1 = cross_val_score(MLPClassifier(**FAST), X, numbers, cv=3, scoring="f1")
+    assert np.all(f1 > 0.85), f1
+    flags = MLPClassifier(**FAST).fit(X, numbers == 1)
+    assert flags.classes_.tolist() == [False, True]
+    # positive names a label of y's own type; it goes to index 1.
+    flipped = MLPClassifier(**FAST, positive=0).fit(X, numbers)
+    assert flipped.classes_.tolist() == [1, 0]
+    # The same labels come out: an order applied the wrong way round would
+    # turn them over.
+    assert np.mean(flipped.predict(X) == predicted) > 0.95
+    with pytest.raises(UsageError, match="^positive: 7 must be one of exactly two"):
+        MLPClassifier(**FAST, positive=7).fit(X, numbers)
+
+
+def test_a_fitted_model_pickles():
+    X, y = blobs(n=120)
+    model = MLPClassifier(**FAST).fit(X, y)
+    copy = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
+    assert copy.predict(X).tolist() == model.predict(X).tolist()
+    unfitted = pickle.loads(pickle.dumps(MLPRegressor(**FAST)))
+    assert unfitted.get_params() == MLPRegressor(**FAST).get_params()
+
+
+def test_bad_targets_and_parameters_are_usage_errors():
+    X, y = blobs(n=120)
+    with_nan = np.where(X[:, 0] > 101.0, np.nan, (y == "yes") * 1.0)
+    with pytest.raises(UsageError, match="^y holds NaN or infinite values$"):
+        MLPClassifier(**FAST).fit(X, with_nan)
+    with pytest.raises(UsageError, match="^y holds NaN or infinite values$"):
+        MLPRegressor(**FAST).fit(X, with_nan)
+    with pytest.raises(UsageError, match="^y: regression targets must be numbers$"):
+        MLPRegressor(**FAST).fit(X, y)
+    with pytest.raises(UsageError, match=r"^y must be one-dimensional .* \(120, 2\)"):
+        MLPRegressor(**FAST).fit(X, np.c_[X[:, 0], X[:, 1]])
+    with pytest.raises(UsageError, match="^monitor: val_r2 is for regression tasks$"):
+        MLPClassifier(**{**FAST, "monitor": "val_r2"}).fit(X, y)
+    with pytest.raises(UsageError, match="^hidden: expected widths like"):
+        MLPClassifier(**{**FAST, "hidden": "64x32"}).fit(X, y)
+    with pytest.raises(UsageError, match="^X must hold numbers$"):
+        MLPClassifier(**FAST).fit(np.full((120, 3), "a"), y)
+    with pytest.raises(UsageError, match="^validation_fraction: 0.15 of 3 rows"):
+        MLPClassifier(**FAST).fit(X[:3], [0, 1, 0])
+    # A column of targets is taken as one, and an int as one hidden layer.
+    column = MLPRegressor(**{**FAST, "hidden": 8}).fit(X, X[:, :1])
+    assert [p.shape for p in column.params_[:2]] == [(3, 8), (8,)]
+
+
+def test_a_diverged_fit_warns():
+    X, y = blobs(n=120)
+    with pytest.warns(MLPBackendWarning, match="MLPClassifier diverged: loss or"):
+        model = MLPClassifier(**{**FAST, "lr": 1e30, "optimizer": "sgd"}).fit(X, y)
+    assert model.result_.state == "diverged"
 
 
 def test_same_seed_same_predictions():

@@ -7,7 +7,6 @@ goes on. A warning names such columns, since they usually point at a data proble
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlp_backend.errors import DataError, MLPBackendWarning, UsageError
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,6 @@ class Standardizer:
             which = ", ".join(
                 f"{names[j]} (column {j + 1})" for j in np.flatnonzero(constant)
             )
-            logger.info("constant feature columns: %s", which)
             warnings.warn(
                 f"constant feature column(s) {which}: standardised to 0.0; they carry "
                 "no information",
