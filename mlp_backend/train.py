@@ -427,12 +427,17 @@ class Trainer:
     def run(self) -> list[MemberResult]:
         """Trains until every member has finished, stopped or diverged."""
         shape = self._shape()
-        rows = self.config.batch_size
+        rows = self._batch_rows()
         widest = max(
             a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:], strict=True)
         )
         with self.backend.training_scope(len(self.members) * rows * widest):
             return self._run()
+
+    def _batch_rows(self) -> int:
+        """Rows per batch: a batch size past the training rows is one batch of
+        them all (and sizes no buffer by the number asked for)."""
+        return min(self.config.batch_size, int(self.data.X_train.shape[0]))
 
     def _run(self) -> list[MemberResult]:
         xp = self.backend.xp
@@ -477,9 +482,10 @@ class Trainer:
                 self.backend, shape, [s.best for s in self.resume]
             ).params
         n = int(self.data.X_train.shape[0])
-        starts = list(range(0, n, cfg.batch_size))
+        batch = self._batch_rows()
+        starts = list(range(0, n, batch))
         sizes = self.backend.asarray(
-            np.array([min(cfg.batch_size, n - s) for s in starts], dtype=np.float64)
+            np.array([min(batch, n - s) for s in starts], dtype=np.float64)
         )
 
         # When the next checkpoint is due: at once, and with a share, after
@@ -513,7 +519,7 @@ class Trainer:
             stopped = False
             for s in starts:
                 # The standard leaves slices past the end unspecified: stop at n.
-                e = min(s + cfg.batch_size, n)
+                e = min(s + batch, n)
                 stepper.step(X, T, s, e, factor)
                 done += 1
                 if self.should_stop():
@@ -521,7 +527,7 @@ class Trainer:
                     break
 
             # Epoch figures: one copy back to the host.
-            losses = stepper.epoch_losses(T, cfg.batch_size, done)
+            losses = stepper.epoch_losses(T, batch, done)
             weights = sizes[:done]
             train_loss = xp.sum(losses * weights[:, None], axis=0) / xp.sum(weights)
             finite = xp.isfinite(train_loss)

@@ -488,6 +488,28 @@ def test_a_stop_in_the_first_epoch_keeps_the_first_weights(backend32):
         assert not np.array_equal(a, c)
 
 
+def test_a_batch_past_the_rows_is_one_batch_of_them_all(backend32):
+    """However large the number: no buffer is sized by it (it was, and 2**63
+    rows raised "array is too big")."""
+    data = device_data(backend32)
+    rows = int(data.X_train.shape[0])
+    results = [
+        Trainer(
+            backend32,
+            TrainConfig(activation="tanh", batch_size=size, epochs=2, patience=0),
+            [Member(hidden=(4,), lr=0.1)],
+            data,
+        ).run()[0]
+        for size in (rows, 10**20, 2**63 - 1)
+    ]
+    for other in results[1:]:
+        assert [r["train_loss"] for r in other.history] == [
+            r["train_loss"] for r in results[0].history
+        ]
+        for a, b in zip(other.params, results[0].params, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 # Schedules.
 
 
