@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED
@@ -110,6 +111,10 @@ def sweep_options(f: Any) -> Any:
 )
 def sweep(open_monitor: bool, **options: Any) -> None:
     """Train many configurations, fused into stacks, over local or Dask workers."""
+    if options["resume"] is not None:
+        # The folder holds what the sweep trains: run_sweep refuses the
+        # options given that would change it, so the defaults stay behind.
+        options = _given(options)
     if open_monitor:
         from mlp_backend.launch import run_with_monitor
 
@@ -137,6 +142,16 @@ def sweep(open_monitor: bool, **options: Any) -> None:
         sys.exit(EXIT_INTERRUPTED)
     if states.get("failed"):
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given on the command line, as ``train --resume`` counts them."""
+    ctx = click.get_current_context()
+    return {
+        key: value
+        for key, value in options.items()
+        if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE
+    }
 
 
 @click.command()

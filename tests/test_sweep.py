@@ -15,7 +15,12 @@ from mlp_backend.errors import RunError, UsageError
 from mlp_backend.runs import FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.driver import run_sweep
-from mlp_backend.sweep.execute import InlineExecutor, Settings, run_groups
+from mlp_backend.sweep.execute import (
+    InlineExecutor,
+    Settings,
+    check_scheduler,
+    run_groups,
+)
 from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep.plan import (
     balance,
@@ -632,3 +637,107 @@ def test_spec_file_with_trial_options_on_the_command_line_is_refused(
     assert result.exit_code == 2
     assert "--spec" in result.output and "--hidden" in result.output
     assert not any(tmp_path.glob("sweep-*"))
+
+
+@pytest.mark.parametrize(
+    "text,args,message",
+    [
+        (
+            "sample_seed = -1\ntrials = 2\n",
+            [],
+            "sweep.toml: sample_seed: must be 0 or more, got -1",
+        ),
+        ("trials = 0\n", [], "sweep.toml: trials: must be at least 1, got 0"),
+        ("trials = 2\n", ["--trials", "-1"], "--trials: must be at least 1, got -1"),
+        (
+            "trials = 2\nrepeats = 0\n",
+            [],
+            "sweep.toml: repeats: must be at least 1, got 0",
+        ),
+    ],
+)
+def test_random_spec_counts_out_of_range_name_the_key(
+    tmp_path: Path, text: str, args: list[str], message: str
+) -> None:
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(f'search = "random"\nlr = [0.001, 0.1]\n{text}')
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        cli, ["sweep", "--spec", str(spec), "--runs-dir", str(runs), *args]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith(message), result.output
+    assert not runs.exists()
+
+
+def test_a_grid_spec_refuses_a_number_of_trials(tmp_path: Path) -> None:
+    spec = tmp_path / "grid.toml"
+    spec.write_text("lr = [0.1, 0.01]\nepochs = 1\n")
+    runs = tmp_path / "runs"
+    base = ["sweep", "--spec", str(spec), "--runs-dir", str(runs)]
+    given = CliRunner().invoke(cli, [*base, "--trials", "3"])
+    assert given.exit_code == 2
+    assert given.output == (
+        f"error: --trials: only for random search; {spec} is a grid search "
+        '(set search = "random" in it to draw trials)\n'
+    )
+    for key in ("trials = 5", "sample_seed = 1"):
+        spec.write_text(f"lr = [0.1, 0.01]\nepochs = 1\n{key}\n")
+        in_file = CliRunner().invoke(cli, base)
+        assert in_file.exit_code == 2
+        assert in_file.output == (
+            f"error: {spec}: {key.split()[0]}: only for random search "
+            '(search = "random"); a grid search trains every combination\n'
+        )
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(
+    "address", ["bogus", "tcp://host", "tcp://host:", "tcp://host:99999", "foo://h:1"]
+)
+def test_a_malformed_scheduler_is_refused_before_the_folder(
+    tmp_path: Path, address: str
+) -> None:
+    runs = tmp_path / "runs"
+    args = ["--hidden", "8", "--epochs", "1", "--runs-dir", str(runs)]
+    result = CliRunner().invoke(cli, ["sweep", *args, "--scheduler", address])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: --scheduler: expected a Dask scheduler address tcp://host:port, "
+        f"got {address!r}\n"
+    )
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://127.0.0.1:8786", "tcp://[::1]:8786", "tls://host:1", "h:8786"]
+)
+def test_well_formed_scheduler_addresses_pass_the_check(address: str) -> None:
+    check_scheduler(address)
+
+
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--dask-local", "1", "--workers", "2"], "--workers and --dask-local"),
+        (
+            ["--scheduler", "tcp://127.0.0.1:1", "--workers", "1"],
+            "--workers and --scheduler",
+        ),
+        (
+            ["--scheduler", "tcp://127.0.0.1:1", "--dask-local", "1"],
+            "--scheduler and --dask-local",
+        ),
+    ],
+)
+def test_one_option_says_where_trials_run(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    runs = tmp_path / "runs"
+    base = ["sweep", "--hidden", "8", "--epochs", "1", "--runs-dir", str(runs)]
+    result = CliRunner().invoke(cli, [*base, *args])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {named}: choose one (each says where the trials run)\n"
+    )
+    assert not runs.exists()

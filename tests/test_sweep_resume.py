@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from mlp_backend import job
+from mlp_backend.cli import main
 from mlp_backend.sweep import worker
 from mlp_backend.sweep.driver import run_sweep
 from mlp_backend.sweep.folder import SweepFolder
@@ -322,3 +324,32 @@ def test_a_trial_trained_again_from_the_start_keeps_its_events(tmp_path):
     assert lines[:2] == earlier
     assert len(lines) == 3
     assert "started again" in json.loads(lines[2])["message"]
+
+
+def test_resume_refuses_options_that_change_what_the_sweep_trains(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    options = {"data": str(small_magic), "runs_dir": runs, "name": "s", "workers": 1}
+    path, _ = run_sweep({**options, "hidden": "4", "epochs": "1", "backend": "numpy"})
+    recorded = (path / "sweep.json").read_text()
+    resume = ["sweep", "--resume", str(path)]
+    for given in (
+        ["--epochs", "12", "--lr", "0.5", "--hidden", "99"],
+        ["--dtype", "float64", "--data", "other.csv", "--prune", "halving"],
+        ["--no-fuse", "--repeats", "2", "--trials", "3", "--backend", "numpy"],
+        # Given as the default is given all the same.
+        ["--split-seed", "0", "--dtype", "float32", "--name", "s"],
+    ):
+        result = CliRunner().invoke(main, [*resume, *given])
+        assert result.exit_code == 2, result.output
+        flags = ", ".join(arg for arg in given if arg.startswith("--"))
+        assert result.output == (
+            "error: --resume: the sweep keeps its own trials and settings; "
+            f"leave out {flags}\n"
+        )
+    # Where and how the trials run may change.
+    where = ["--workers", "1", "--max-group", "4", "--runs-dir", str(runs)]
+    kept = CliRunner().invoke(main, [*resume, *where])
+    assert kept.exit_code == 0, kept.output
+    assert (path / "sweep.json").read_text() == recorded

@@ -15,12 +15,13 @@ from typing import Any
 
 from mlp_backend.backend import resolve_name
 from mlp_backend.errors import UsageError
-from mlp_backend.job import catch_interrupts, check_metric
+from mlp_backend.job import catch_interrupts
 from mlp_backend.options import label_value, option_name
 from mlp_backend.runs import STOP_REQUEST, SWEEP_LOCK, FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
     Settings,
+    check_scheduler,
     default_workers,
     open_executor,
     run_groups,
@@ -29,10 +30,16 @@ from mlp_backend.sweep.folder import SweepFolder, result_record, trial_name
 from mlp_backend.sweep.plan import balance, plan_groups
 from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
 from mlp_backend.sweep.worker import DataSpec, checkpoint_start, dataset_for
+from mlp_backend.train import check_metric
 
 logger = logging.getLogger(__name__)
 
 PRUNERS = ("halving",)
+#: The options that say where trials run: one at a time.
+PLACES = ("workers", "scheduler", "dask_local")
+#: Options that ``sweep --resume`` takes besides the sweep's own settings:
+#: where and how its trials run, not what they train.
+RESUME_KEEPS = ("resume", "runs_dir", *PLACES, "max_group", "max_bytes")
 
 
 def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
@@ -70,8 +77,14 @@ def _check_execution(options: dict[str, Any]) -> None:
         value = options.get(key)
         if value is not None and value < 1:
             raise UsageError(f"{option_name(key)}: must be at least 1, got {value}")
-    if options.get("scheduler") and options.get("dask_local"):
-        raise UsageError("--scheduler and --dask-local: choose one")
+    places = [option_name(key) for key in PLACES if options.get(key) is not None]
+    if len(places) > 1:
+        raise UsageError(
+            f"{', '.join(places[:-1])} and {places[-1]}: choose one "
+            "(each says where the trials run)"
+        )
+    if options.get("scheduler") is not None:
+        check_scheduler(options["scheduler"])
     if options.get("prune") and options.get("no_fuse"):
         raise UsageError(
             "--prune: successive halving compares the members of a fused stack; "
@@ -83,22 +96,35 @@ def _check_execution(options: dict[str, Any]) -> None:
         )
 
 
+def _check_resume(options: dict[str, Any]) -> None:
+    # A flag left off is False; any other option given has a value.
+    given = [
+        option_name(key)
+        for key, value in options.items()
+        if key not in RESUME_KEEPS and value is not None and value is not False
+    ]
+    if given:
+        raise UsageError(
+            "--resume: the sweep keeps its own trials and settings; leave out "
+            + ", ".join(given)
+        )
+
+
 def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     """Plans, runs and records a sweep (or resumes one).
 
     Args:
-        options: The ``sweep`` command's options by parameter name.
+        options: The ``sweep`` command's options by parameter name. With
+            ``resume`` only the options given: those that would change what
+            the recorded sweep trains are refused (see :data:`RESUME_KEEPS`).
 
     Returns:
         The sweep folder and the results records of every trial.
     """
+    if options.get("resume"):
+        _check_resume(options)
     _check_execution(options)
     if options.get("resume"):
-        if options.get("preset") or options.get("spec"):
-            raise UsageError(
-                "--resume: the sweep folder holds its own trials; "
-                "leave out --preset and --spec"
-            )
         folder = SweepFolder(Path(options["resume"]))
         info = folder.read()
         trials = SweepFolder.trials_of(info)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -49,6 +50,29 @@ class InlineExecutor(Executor):
         except Exception as exc:
             future.set_exception(exc)
         return future
+
+
+#: A Dask scheduler address: ``tcp://host:port`` (Dask's default scheme when
+#: none is given) or another of its schemes that name a host and a port.
+SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ws|wss)://)?[^\s/]+:([0-9]{1,5})")
+
+
+def check_scheduler(address: str) -> None:
+    """Refuses a ``--scheduler`` that is not an address, before any folder exists.
+
+    Dask's own parser would raise a bare ValueError only once the sweep
+    folder was made; a well-formed address that nothing answers at is found
+    out when the executor opens (:func:`open_executor`).
+
+    Raises:
+        UsageError: Naming ``--scheduler`` and the expected form.
+    """
+    match = SCHEDULER_ADDRESS.fullmatch(address)
+    if match is None or not 0 < int(match.group(3)) < 2**16:
+        raise UsageError(
+            f"--scheduler: expected a Dask scheduler address tcp://host:port, "
+            f"got {address!r}"
+        )
 
 
 def default_workers(groups: int) -> int:

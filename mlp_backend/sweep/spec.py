@@ -31,6 +31,8 @@ KEYS = tuple(DEFAULTS)
 LOG_UNIFORM = ("lr", "weight_decay")
 #: Keys of a spec file that are not trial keys.
 SPEC_KEYS = ("search", "trials", "sample_seed", "repeats")
+#: Spec keys that only random search reads.
+RANDOM_KEYS = ("trials", "sample_seed")
 
 PRESETS: dict[str, dict[str, list[Any]]] = {
     # The reference experiment: one tanh layer, sigmoid output with binary
@@ -251,6 +253,7 @@ def from_spec(
     ``weight_decay`` is a log-uniform range, every other list a set of
     choices; ``trials`` (or ``--trials``) draws that many, seeded by
     ``sample_seed`` (``seed`` is the trials' training seed, as on the command line).
+    A grid search trains its whole product and refuses those two and ``--trials``.
 
     Args:
         spec: The parsed TOML table.
@@ -272,27 +275,65 @@ def from_spec(
             f"{where('search')}: expected 'grid' or 'random', got {search!r}"
         )
     repeats = _number(int)(spec.get("repeats", 1), where("repeats"))
-    seed = _number(int)(spec.get("sample_seed", 0), where("sample_seed"))
     # A list is a set of choices; for hidden each choice is 64, "64x32" or [64, 32].
     raw = {k: v if isinstance(v, list) else [v] for k, v in spec.items() if k in KEYS}
     if search == "grid":
+        _refuse_random_keys(spec, source, n_trials)
         values = {k: [PARSERS[k](v, where(k)) for v in vs] for k, vs in raw.items()}
         if any(not vs for vs in values.values()):
             empty = next(k for k, vs in values.items() if not vs)
             raise UsageError(f"{where(empty)}: the list is empty")
         trials = grid(values, repeats, where("repeats"))
     else:
-        count = n_trials if n_trials is not None else spec.get("trials")
-        count = _number(int)(count, where("trials")) if count is not None else None
-        if count is None or count < 1:
-            raise UsageError(
-                f"{where('trials')}: random search needs trials >= 1 "
-                "(in the file or --trials)"
-            )
-        trials = _random(raw, count, seed, repeats, where)
+        count = _trial_count(spec, n_trials, where)
+        trials = _random(raw, count, _sample_seed(spec, where), repeats, where)
     for trial in trials:
         check_trial(trial, where)
     return trials
+
+
+def _refuse_random_keys(
+    spec: Mapping[str, Any], source: str, n_trials: int | None
+) -> None:
+    """Refuses what only random search reads: a grid trains its whole product."""
+    if n_trials is not None:
+        raise UsageError(
+            f"--trials: only for random search; {source} is a grid search "
+            '(set search = "random" in it to draw trials)'
+        )
+    for key in RANDOM_KEYS:
+        if key in spec:
+            raise UsageError(
+                f'{source}: {key}: only for random search (search = "random"); '
+                "a grid search trains every combination"
+            )
+
+
+def _trial_count(
+    spec: Mapping[str, Any], n_trials: int | None, where: Callable[[str], str]
+) -> int:
+    """How many trials random search draws: ``--trials``, else the file's key."""
+    if n_trials is not None:
+        count, name = n_trials, "--trials"
+    elif "trials" in spec:
+        count = _number(int)(spec["trials"], where("trials"))
+        name = where("trials")
+    else:
+        raise UsageError(
+            f"{where('trials')}: random search needs a number of trials "
+            "(in the file or --trials)"
+        )
+    if count < 1:
+        raise UsageError(f"{name}: must be at least 1, got {count}")
+    return count
+
+
+def _sample_seed(spec: Mapping[str, Any], where: Callable[[str], str]) -> int:
+    # NumPy's generators take seeds of 0 or more only.
+    seed = _number(int)(spec.get("sample_seed", 0), where("sample_seed"))
+    if seed < 0:
+        raise UsageError(f"{where('sample_seed')}: must be 0 or more, got {seed}")
+    return seed
 
 
 def _random(
