@@ -132,6 +132,23 @@ class Backend:
             with _thread_pools().limit(limits=1, user_api="blas"):
                 yield
 
+    def free_memory(self) -> int | None:
+        """Bytes that training could still take: the device's free memory on
+        CuPy, the host's available memory elsewhere; None where the system
+        does not say."""
+        if self.name == "cupy":
+            import cupy
+
+            return int(cupy.cuda.runtime.memGetInfo()[0])
+        try:
+            with open("/proc/meminfo", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
     def memory(self) -> dict[str, int | None]:
         """Device memory in bytes, where the device reports it."""
         if self.name == "cupy":

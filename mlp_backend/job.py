@@ -184,21 +184,6 @@ def load_dataset(
     return Dataset(kind, parts, classes, standardizer, list(table.feature_names), info)
 
 
-def check_metric(metric: str, task: str) -> None:
-    """Rejects a validation metric that the task does not have.
-
-    Raises:
-        UsageError: Naming ``--metric`` and the task.
-    """
-    regression = metric in ("val_mse", "val_r2")
-    if regression and task != "regression":
-        raise UsageError(f"--metric: {metric} is for regression tasks")
-    if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
-        raise UsageError(f"--metric: {metric} is for classification tasks")
-    if task == "multiclass" and metric == "val_roc_auc":
-        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
-
-
 TRAINING_KEYS = (
     "epochs",
     "batch_size",

@@ -130,6 +130,63 @@ def check_member(member: Member) -> None:
         )
 
 
+def memory_needed(
+    sizes: Sequence[int],
+    members: int,
+    batch: int,
+    n_train: int,
+    n_val: int,
+    itemsize: int,
+) -> int:
+    """A rough upper bound of the bytes a stack's training holds.
+
+    Each parameter has up to eight copies (the weights, their gradient, two
+    optimizer moments, the best and the epoch's first weights, two work
+    buffers); each unit five arrays of a batch's rows in the forward and
+    backward passes, and three of a validation block's (at most 1024 rows);
+    and the data: the epoch's rows in batch order, twice, and the validation
+    rows with their logits.
+    """
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    units = sum(sizes[1:])
+    per_member = (
+        8 * params
+        + units * (5 * batch + 3 * min(n_val, 1024))
+        + (n_train + n_val) * sizes[-1]
+    )
+    data = 2 * n_train * (sizes[0] + 1) + n_val * (sizes[0] + 1)
+    return itemsize * (members * per_member + data)
+
+
+def check_memory(
+    backend: Backend,
+    sizes: Sequence[int],
+    members: int,
+    batch: int,
+    n_train: int,
+    n_val: int,
+) -> None:
+    """Refuses a stack that needs more memory than is free, before allocating
+    any of it: past that the system swaps or kills the process (a width of
+    10^8 took a 24 GiB machine's memory for two minutes).
+
+    Raises:
+        UsageError: Saying how much is needed and how much is free.
+    """
+    free = backend.free_memory()
+    itemsize = 8 if backend.dtype_name == "float64" else 4
+    needed = memory_needed(sizes, members, batch, n_train, n_val, itemsize)
+    if free is not None and needed > free:
+        layers = ", ".join(str(w) for w in sizes[1:-1])
+        who = "a network" if members == 1 else f"{members} networks"
+        raise UsageError(
+            f"not enough memory: training {who} of hidden layers ({layers}) at "
+            f"batch {batch} needs about {needed / 2**30:.1f} GiB, and "
+            f"{free / 2**30:.1f} GiB are free; use fewer or narrower layers, or "
+            "a smaller batch"
+        )
+
+
 def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent host generators for a member's initial weights and batch order."""
     init, shuffle = np.random.SeedSequence(seed).spawn(2)
@@ -425,9 +482,21 @@ class Trainer:
         )
 
     def run(self) -> list[MemberResult]:
-        """Trains until every member has finished, stopped or diverged."""
+        """Trains until every member has finished, stopped or diverged.
+
+        Raises:
+            UsageError: The stack would not fit in the memory that is free.
+        """
         shape = self._shape()
         rows = self._batch_rows()
+        check_memory(
+            self.backend,
+            shape.sizes,
+            len(self.members),
+            rows,
+            int(self.data.X_train.shape[0]),
+            int(self.data.X_val.shape[1]),
+        )
         widest = max(
             a * b for a, b in zip(shape.sizes[:-1], shape.sizes[1:], strict=True)
         )

@@ -33,7 +33,6 @@ from mlp_backend.job import (
     Recorder,
     StopFlag,
     catch_interrupts,
-    check_metric,
     evaluate,
     finish_run,
     load_dataset,
@@ -52,7 +51,7 @@ from mlp_backend.runs import (
     create_folder,
     read_json,
 )
-from mlp_backend.train import MemberState
+from mlp_backend.train import MemberState, check_memory, check_metric
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +184,16 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
         split_seed=int(options["split_seed"]),
     )
     check_metric(options["metric"], dataset.task)
+    n_train, n_val = (int(dataset.parts[k][0].shape[0]) for k in ("train", "val"))
+    outputs = dataset.n_classes if dataset.task == "multiclass" else 1
+    check_memory(
+        backend,
+        (int(dataset.parts["train"][0].shape[1]), *hidden, outputs),
+        1,
+        min(int(options["batch_size"]), n_train),
+        n_train,
+        n_val,
+    )
 
     if resume is None:
         path = create_folder(Path(options["runs_dir"]), options["name"])

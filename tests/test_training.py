@@ -26,7 +26,13 @@ from mlp_backend.losses import get_loss
 from mlp_backend.model import Shape, Stack
 from mlp_backend.optim import Optimizer, schedule_factor
 from mlp_backend.persist import load_model
-from mlp_backend.train import Member, TrainConfig, Trainer, to_device
+from mlp_backend.train import (
+    Member,
+    TrainConfig,
+    Trainer,
+    memory_needed,
+    to_device,
+)
 from tests.conftest import case_file
 
 
@@ -508,6 +514,37 @@ def test_a_batch_past_the_rows_is_one_batch_of_them_all(backend32):
         ]
         for a, b in zip(other.params, results[0].params, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_stack_past_the_free_memory_is_refused_before_it_allocates(
+    backend32, monkeypatch
+):
+    data = device_data(backend32)
+    config = TrainConfig(activation="tanh", batch_size=32, epochs=1, patience=0)
+    rows = int(data.X_train.shape[0])
+    n_val = int(data.X_val.shape[1])
+    sizes = (int(data.X_train.shape[1]), 4, 1)
+    needed = memory_needed(sizes, 2, 32, rows, n_val, 4)
+    members = [Member(hidden=(4,), lr=0.1), Member(hidden=(4,), lr=0.1, seed=1)]
+    monkeypatch.setattr(type(backend32), "free_memory", lambda self: needed - 1)
+    with pytest.raises(UsageError, match=r"^not enough memory: training 2 networks"):
+        Trainer(backend32, config, members, data).run()
+    monkeypatch.setattr(type(backend32), "free_memory", lambda self: needed)
+    assert Trainer(backend32, config, members, data).run()[0].state == "finished"
+
+
+def test_a_network_too_large_for_memory_leaves_no_run_folder(tmp_path, magic_path):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(magic_path), "--runs-dir", str(runs)]
+        + ["--hidden", "100000000", "--epochs", "1"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "error: not enough memory: training a network of hidden layers " in (
+        result.output
+    )
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 # Schedules.
