@@ -74,6 +74,44 @@ class Dataset:
         return len(self.classes)
 
 
+def _too_few_rows(
+    path: Path,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    classes: list[str],
+) -> str:
+    """Why a part of the split is empty: too few rows, or (the split being
+    stratified) classes too small to have a row in every part."""
+    sizes = ", ".join(f"{k} {v[0].shape[0]}" for k, v in parts.items())
+    message = (
+        f"{path}: {y.shape[0]} rows are too few to split into train, "
+        f"validation and test parts ({sizes} rows)"
+    )
+    if not classes:
+        return f"{message}; give more rows"
+    counts = np.bincount(y, minlength=len(classes))
+    small = [f"{c!r} ({n})" for c, n in zip(classes, counts, strict=True) if n < 3]
+    message += (
+        f"; the split is stratified, and {len(small)} of {len(classes)} classes "
+        f"have fewer than 3 rows: {', '.join(small[:5])}"
+        + (", ..." if len(small) > 5 else "")
+    )
+    if len(classes) > 10 and all(_is_number(c) for c in classes):
+        return (
+            f"{message}; the label column holds {len(classes)} distinct numbers: "
+            "for a numeric target, give --task regression"
+        )
+    return f"{message}; give more rows of those classes"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_table(
     path: Path, *, task: str, label: str | int, classes: Sequence[str] | None = None
 ):
@@ -159,13 +197,8 @@ def load_dataset(
             "test": (test_table.X, y_test),
         }
 
-    empty = [name for name, (Xp, _) in parts.items() if Xp.shape[0] == 0]
-    if empty:
-        sizes = ", ".join(f"{k} {v[0].shape[0]}" for k, v in parts.items())
-        raise DataError(
-            f"{path}: {X.shape[0]} rows are too few to split into train, "
-            f"validation and test parts ({sizes} rows); give more rows"
-        )
+    if any(Xp.shape[0] == 0 for Xp, _ in parts.values()):
+        raise DataError(_too_few_rows(path, parts, y, classes))
     standardizer = Standardizer.fit(parts["train"][0], table.feature_names)
     parts = {k: (standardizer.transform(Xp), yp) for k, (Xp, yp) in parts.items()}
     info = {

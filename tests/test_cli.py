@@ -752,6 +752,31 @@ def test_too_few_rows_to_split_name_the_file(tmp_path):
     assert entries(runs) == []
 
 
+def test_case_b14_small_classes_are_named_as_the_cause(tmp_path):
+    runs = tmp_path / "runs"
+    data = case_file("B14_unknown_label.csv")
+    result = invoke("train", "--data", data, "--runs-dir", runs, *FAST)
+    assert result.exit_code == 2, result.output
+    assert (
+        "the split is stratified, and 3 of 3 classes have fewer than 3 rows: "
+        "'g' (2), 'h' (2), 'x' (1); give more rows of those classes"
+    ) in result.output
+    assert entries(runs) == []
+
+
+def test_a_numeric_target_read_as_classes_suggests_regression(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    path = tmp_path / "numbers.csv"
+    np.savetxt(path, np.c_[X, X @ [1.0, 2.0, 3.0]], delimiter=",", fmt="%.6f")
+    result = invoke("train", "--data", path, "--runs-dir", tmp_path / "runs", *FAST)
+    assert result.exit_code == 2, result.output
+    assert "the label column holds 60 distinct numbers: for a numeric target, " in (
+        result.output
+    )
+    assert "give --task regression" in result.output
+
+
 def test_monitor_flag_runs_the_job_beside_the_monitor(
     tmp_path, magic_path, monkeypatch
 ):
