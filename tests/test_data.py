@@ -281,6 +281,22 @@ def test_label_name_for_a_file_without_a_header_says_line_1_is_data(
     assert "the header names" not in message
 
 
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_quoted_label_is_an_error_not_a_class(tmp_path: Path, quote: str) -> None:
+    label = f"{quote}yes{quote}"
+    rows = ["a,b,kind", "1.0,2.0,no", f"2.0,1.0,{label}", "3.0,1.5,no"]
+    path = write(tmp_path, "\n".join(rows))
+    with pytest.raises(DataError) as caught:
+        load_table(path)
+    assert str(caught.value) == (
+        f"{path}, line 3, column 3 (kind): found {label!r}; "
+        "quoted fields are not supported; remove the quotes"
+    )
+    # A quote inside a label is a character like any other.
+    inner = write(tmp_path, "\n".join([*rows[:2], "2.0,1.0,it's", rows[3]]), "i.csv")
+    assert sorted(set(load_table(inner).labels)) == ["it's", "no"]
+
+
 def test_label_argument_errors(tmp_path: Path) -> None:
     path = write(tmp_path, "\n".join([HEADER, *ROWS]))
     with pytest.raises(DataError, match="no column named 'target'"):

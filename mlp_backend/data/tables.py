@@ -447,18 +447,27 @@ def _check_labels(
     # Checking the distinct labels first keeps the common, clean case to one pass.
     accepted = None if allowed is None else set(allowed)
 
+    def quoted(value: str) -> bool:
+        return len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
+
     def rejected(value: str) -> bool:
-        return value == "" or (accepted is not None and value not in accepted)
+        return (
+            value == ""
+            or quoted(value)
+            or (accepted is not None and value not in accepted)
+        )
 
     if any(rejected(value) for value in set(stripped)):
         r = next(r for r, value in enumerate(stripped) if rejected(value))
         where = _where(shown, layout.first_row + r, layout.label_col, layout)
         found = "the label is missing" if not stripped[r] else f"found {_show(raw[r])}"
-        expected = (
-            "expected a label"
-            if allowed is None
-            else f"allowed labels are {', '.join(repr(a) for a in allowed)}"
-        )
+        if quoted(stripped[r]):
+            # Read as they are, the quotes would become part of the class.
+            expected = "quoted fields are not supported; remove the quotes"
+        elif allowed is None:
+            expected = "expected a label"
+        else:
+            expected = f"allowed labels are {', '.join(repr(a) for a in allowed)}"
         raise DataError(f"{where}: {found}; {expected}")
     return np.asarray(stripped, dtype=str)
 
