@@ -331,14 +331,13 @@ def _epochs(count: int) -> str:
 def _report(path: Path, summary: dict[str, Any]) -> None:
     from mlp_backend.cli import print_metrics
 
-    state = summary["state"]
-    line = (
-        f"run {state} after {_epochs(summary['epochs_run'])} "
-        f"(best epoch {summary['best_epoch']})"
-    )
+    line = f"run {summary['state']} after {_epochs(summary['epochs_run'])}"
+    if summary["best_epoch"]:
+        line += f" (best epoch {summary['best_epoch']})"
+    line += f" in {summary['seconds']:.1f}s"
     if summary.get("reason"):
         line += f": {summary['reason']}"
-    logger.info("%s in %.1fs", line, summary["seconds"])
+    logger.info("%s", line)
     print_metrics(summary["test"])
     logger.info("saved to %s", path)
 

@@ -266,6 +266,11 @@ def test_forced_divergence_is_recorded_with_epoch_step_and_finite_weights(tmp_pa
     assert f"epoch {status['epoch']}, step {status['step']}" in summary["reason"]
     events = (tmp_path / "runs" / "boom" / "events.jsonl").read_text()
     assert "stopped being finite" in events
+    # One line says so, with no best epoch where none was recorded.
+    said = [line for line in result.output.splitlines() if "diverged" in line]
+    assert len(said) == 1, result.output
+    assert said[0].startswith("run diverged after 1 epoch in "), said
+    assert said[0].endswith(f"s: {summary['reason']}"), said
 
 
 def test_divergence_in_trainer_keeps_last_finite_weights(backend32):
