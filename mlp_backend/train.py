@@ -449,6 +449,13 @@ class Trainer:
         self.names = (
             [str(j) for j in range(len(members))] if names is None else list(names)
         )
+        # How the log calls a member that ends: by its name (a sweep's trial),
+        # else by its index in the stack.
+        self._who = (
+            [f"member {j}" for j in range(len(members))]
+            if names is None
+            else self.names
+        )
         if len(self.names) != len(members):
             raise ValueError("names needs one name per member")
         self.resume = list(resume) if resume is not None else None
@@ -839,7 +846,7 @@ class Trainer:
             tracker.history,
         )
         if reason and len(self.members) > 1:
-            logger.info("member %d: %s", j, reason)
+            logger.info("%s: %s", self._who[j], reason)
         elif reason:
             # A lone network's end is its caller's to report (the train
             # command's last lines say it); at INFO it came out twice.

@@ -437,6 +437,12 @@ def test_a_lone_network_leaves_its_end_to_the_caller_a_stack_names_the_member(
     assert results[1].reason.startswith("early stop"), results[1].reason
     messages = [r.getMessage() for r in caplog.records]
     assert f"member 1: {results[1].reason}" in messages
+    # Named members (a sweep's trials) are logged by name.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mlp_backend.train"):
+        Trainer(backend32, config, pair, data, names=["trial-0004", "trial-0006"]).run()
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"trial-0006: {results[1].reason}" in messages
 
 
 @pytest.mark.parametrize(
