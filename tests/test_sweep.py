@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -739,5 +740,28 @@ def test_one_option_says_where_trials_run(
     assert result.exit_code == 2
     assert result.output == (
         f"error: {named}: choose one (each says where the trials run)\n"
+    )
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(
+    "place", [["--dask-local", "1"], ["--scheduler", "tcp://127.0.0.1:8786"]]
+)
+def test_dask_missing_is_said_before_the_folder(
+    tmp_path: Path, monkeypatch, place: list[str]
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "distributed" else real(name, *a),
+    )
+    runs = tmp_path / "runs"
+    args = ["--hidden", "8", "--epochs", "1", "--runs-dir", str(runs), *place]
+    result = CliRunner().invoke(cli, ["sweep", *args])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: --scheduler/--dask-local need Dask, which is not installed; "
+        "install it with pip install 'mlp-backend[cluster]'\n"
     )
     assert not runs.exists()

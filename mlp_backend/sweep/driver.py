@@ -21,6 +21,7 @@ from mlp_backend.runs import STOP_REQUEST, SWEEP_LOCK, FolderLock
 from mlp_backend.sweep import spec as specs
 from mlp_backend.sweep.execute import (
     Settings,
+    check_dask,
     check_scheduler,
     default_workers,
     open_executor,
@@ -85,6 +86,8 @@ def _check_execution(options: dict[str, Any]) -> None:
         )
     if options.get("scheduler") is not None:
         check_scheduler(options["scheduler"])
+    if options.get("scheduler") is not None or options.get("dask_local") is not None:
+        check_dask()
     if options.get("prune") and options.get("no_fuse"):
         raise UsageError(
             "--prune: successive halving compares the members of a fused stack; "

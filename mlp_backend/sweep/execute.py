@@ -9,6 +9,7 @@ records and alone writes ``results.jsonl`` and ``results.csv``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -75,6 +76,22 @@ def check_scheduler(address: str) -> None:
         )
 
 
+DASK_NEEDED = "--scheduler/--dask-local need Dask"
+DASK_INSTALL = "install it with pip install 'mlp-backend[cluster]'"
+
+
+def check_dask() -> None:
+    """Refuses ``--scheduler`` and ``--dask-local`` where Dask is not
+    installed, before any folder exists (the import itself waits for
+    :func:`open_executor`: it takes a second).
+
+    Raises:
+        UsageError: Saying how to install it.
+    """
+    if importlib.util.find_spec("distributed") is None:
+        raise UsageError(f"{DASK_NEEDED}, which is not installed; {DASK_INSTALL}")
+
+
 def default_workers(groups: int) -> int:
     """One process per core, but no more than there are groups to run."""
     return max(1, min(os.cpu_count() or 1, groups))
@@ -103,10 +120,7 @@ def open_executor(
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
-            raise UsageError(
-                f"--scheduler/--dask-local need Dask ({exc}); install it with "
-                "pip install 'mlp-backend[cluster]'"
-            ) from None
+            raise UsageError(f"{DASK_NEEDED} ({exc}); {DASK_INSTALL}") from None
         if dask_local is not None:
             with (
                 single_threaded(),
