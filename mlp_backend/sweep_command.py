@@ -163,7 +163,8 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
     "sort_by",
     default="val_f1",
     show_default=True,
-    help="Leaderboard column to sort by (best first).",
+    help="Leaderboard column to sort by (best first); the heatmap shows it "
+    "where it is a metric, else val_f1.",
 )
 @click.option(
     "--x",

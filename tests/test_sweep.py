@@ -454,6 +454,12 @@ def test_report_writes_csv_and_figures(small_magic: Path, tmp_path: Path) -> Non
         assert (path / name).read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(report, [str(path), "--sort", "nope"])
     assert bad.exit_code != 0
+    # Sorted by what is no metric, the heatmap shows val_f1.
+    for column in ("state", "lr"):
+        result = CliRunner().invoke(report, [str(path), "--sort", column])
+        assert result.exit_code == 0, result.output
+        assert (path / "heatmap_val_f1_hidden_lr.png").is_file()
+        assert not (path / f"heatmap_{column}_hidden_lr.png").exists()
 
 
 def test_report_tells_a_running_sweep_from_an_interrupted_one(

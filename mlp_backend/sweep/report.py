@@ -180,8 +180,23 @@ def build_report(
     if compare is not None:
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
-        report.figures = write_figures(path, rows, sort_by, x_key, y_key)
+        metric = heatmap_metric(rows, sort_by)
+        report.figures = write_figures(path, rows, metric, x_key, y_key)
     return report
+
+
+def heatmap_metric(rows: Sequence[dict[str, Any]], sort_by: str) -> str:
+    """What the heatmap shows: the sorting column where it is an outcome
+    measured in numbers, else ``val_f1`` (``val_loss`` for regression); a
+    heatmap of ``state``, or of ``lr`` over ``lr``, showed nothing."""
+    measured = sort_by not in KEYS and any(
+        isinstance(row.get(sort_by), (int, float))
+        and not isinstance(row.get(sort_by), bool)
+        for row in rows
+    )
+    if measured:
+        return sort_by
+    return "val_f1" if any("val_f1" in row for row in rows) else "val_loss"
 
 
 def _history(path: Path) -> list[dict[str, Any]]:
