@@ -51,9 +51,9 @@ def sweep_options(f: Any) -> Any:
         click.option(
             "--repeats",
             type=int,
-            default=1,
-            show_default=True,
-            help="Seeds per configuration: seed, seed+1, ...",
+            # None, not 1, so that a --repeats given beside --spec is seen.
+            default=None,
+            help="Seeds per configuration: seed, seed+1, ... [default: 1]",
         ),
         click.option("--preset", default=None, help="A named sweep: reference."),
         click.option("--spec", default=None, help="A TOML spec file (grid or random)."),

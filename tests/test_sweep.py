@@ -771,3 +771,24 @@ def test_dask_missing_is_said_before_the_folder(
         "install it with pip install 'mlp-backend[cluster]'\n"
     )
     assert not runs.exists()
+
+
+@pytest.mark.parametrize(
+    "args,named", [(["--lr", "0.1"], "--lr"), (["--repeats", "1"], "--repeats")]
+)
+def test_trial_options_beside_a_spec_are_refused(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    """Even a --repeats equal to the default, which the file's own repeats
+    key would otherwise silently override."""
+    spec = tmp_path / "sweep.toml"
+    spec.write_text("hidden = [4]\nrepeats = 3\n")
+    runs = tmp_path / "runs"
+    call = ["sweep", "--spec", str(spec), "--runs-dir", str(runs), *args]
+    result = CliRunner().invoke(cli, call)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: --spec: the file sets the trials; put {named} in it (as keys) "
+        "instead of on the command line\n"
+    )
+    assert not runs.exists()

@@ -53,7 +53,7 @@ def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, 
         raise UsageError("--trials: only for random search in a --spec file")
     if options.get("spec"):
         given = [option_name(k) for k, v in lists.items() if v is not None]
-        if options.get("repeats") not in (None, 1):
+        if options.get("repeats") is not None:
             given.append("--repeats")
         if given:
             raise UsageError(
