@@ -26,6 +26,21 @@ class UsageError(MLPBackendError, ValueError):
     """
 
 
+class UsageTypeError(UsageError, TypeError):
+    """A value of the wrong type, such as a dict among the numbers of ``X``.
+
+    Also a TypeError, which Python and NumPy raise for such a value.
+    """
+
+
+class NotFittedError(UsageError, AttributeError):
+    """An estimator was asked to predict before it was fitted.
+
+    Also an AttributeError, as scikit-learn's error of this name is; but not
+    that class, as the library does not import scikit-learn.
+    """
+
+
 class DataError(MLPBackendError):
     """An input file cannot be read as a table. The message names file and line."""
 
@@ -40,6 +55,15 @@ class RunError(MLPBackendError):
 
 class MLPBackendWarning(UserWarning):
     """A degraded but working state (a constant column, a backend fallback)."""
+
+
+class DataConversionWarning(MLPBackendWarning):
+    """Input was taken in another shape than given: a column of targets as one.
+
+    Named and worded as scikit-learn's warning for the same case, which its
+    estimator checks look for by name; it is not that class, so filter it as
+    this one.
+    """
 
 
 class DivergenceWarning(MLPBackendWarning):

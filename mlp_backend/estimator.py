@@ -6,6 +6,14 @@ constructor arguments stored unchanged), so they work inside ``Pipeline``,
 ``clone`` and ``cross_val_score`` without this library importing
 scikit-learn. Inputs and outputs are NumPy arrays; the device is an internal
 matter (the data cross to it once in ``fit`` and once per ``predict``).
+
+They pass scikit-learn's estimator checks but one: ``check_estimators_unfitted``
+asks for scikit-learn's own ``NotFittedError``, which ours
+(:class:`mlp_backend.errors.NotFittedError`) cannot subclass without importing
+it. In float32 (the default) a wide network can also fail the checks that
+predict on reordered rows: a prediction may move by a rounding step, finer than
+the float64 tolerance of the checks. Sparse ``X`` is refused with a message
+saying so.
 """
 
 from __future__ import annotations
@@ -23,9 +31,12 @@ from mlp_backend.data import Encoding, Standardizer, encode_labels, stratified_s
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import (
     BackendError,
+    DataConversionWarning,
     DivergenceWarning,
     MLPBackendWarning,
+    NotFittedError,
     UsageError,
+    UsageTypeError,
 )
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.model import Shape, Stack
@@ -206,13 +217,7 @@ class _MLP:
         checkpoint: Checkpoint | None,
         resume: MemberState | None,
     ) -> _MLP:
-        X = _features(X)
-        if len(y) != X.shape[0]:
-            raise UsageError(f"X has {X.shape[0]} rows but y has {len(y)} labels")
-        self.n_features_in_ = X.shape[1]
-        names = list(feature_names or [f"x{i}" for i in range(X.shape[1])])
-        self.feature_names_ = names
-        target, task, n_classes = self._encode(y, fit=True)
+        X, target, task, n_classes = self._training_data(X, y, feature_names)
         check_metric(self.monitor, task)
         if eval_set is None:
             if not 0.0 < self.validation_fraction < 1.0:
@@ -226,17 +231,24 @@ class _MLP:
             if val_rows.size == 0:
                 raise UsageError(
                     f"validation_fraction: {self.validation_fraction} of "
-                    f"{X.shape[0]} rows leaves none to validate on; give more "
-                    "rows or an eval_set"
+                    f"{X.shape[0]} sample(s) leaves none to validate on; give "
+                    "more samples or an eval_set"
                 )
             X_val, y_val = X[val_rows], target[val_rows]
             X, target = X[split.train], target[split.train]
         else:
             X_val = _features(eval_set[0])
             y_val, _, _ = self._encode(eval_set[1], fit=False)
+            if X_val.shape[0] != y_val.shape[0] or X_val.shape[1] != X.shape[1]:
+                raise UsageError(
+                    f"eval_set: X of shape {X_val.shape} and y of {y_val.shape[0]} "
+                    f"labels do not match each other or X's {X.shape[1]} features"
+                )
 
         self.standardizer_ = (
-            Standardizer.fit(X, names) if self.standardize else _identity(X.shape[1])
+            Standardizer.fit(X, self.feature_names_)
+            if self.standardize
+            else _identity(X.shape[1])
         )
         self.backend_ = get_backend(self.backend, self.dtype)
         data = to_device(
@@ -263,11 +275,45 @@ class _MLP:
             warnings.warn(
                 f"{type(self).__name__} diverged: {self.result_.reason}",
                 DivergenceWarning,
-                stacklevel=3,
+                # The caller of fit (past _train and _fit).
+                stacklevel=4,
             )
         self.task_ = task
         self._set_params(self.result_.params)
         return self
+
+    def _training_data(
+        self, X: Any, y: Any, feature_names: Sequence[str] | None
+    ) -> tuple[np.ndarray, np.ndarray, str, int]:
+        """``X`` (rows, features) and ``y`` encoded (rows,), checked, with the
+        task and the number of classes; sets the attributes of their shapes."""
+        if y is None:
+            raise UsageError(
+                f"{type(self).__name__} requires y to be passed, but the target "
+                "y is None"
+            )
+        X = _features(X)
+        _check_fit_shape(X)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            # Level 5 is the caller of fit (past _train, _fit and fit).
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected: y of "
+                f"shape {y.shape} is taken as shape ({y.shape[0]},); pass "
+                "y.ravel() to say so",
+                DataConversionWarning,
+                stacklevel=5,
+            )
+        target, task, n_classes = self._encode(y, fit=True)
+        if target.shape[0] != X.shape[0]:
+            raise UsageError(
+                f"X has {X.shape[0]} rows but y has {target.shape[0]} labels"
+            )
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_ = list(
+            feature_names or [f"x{i}" for i in range(X.shape[1])]
+        )
+        return X, target, task, n_classes
 
     def _set_params(self, params: list[np.ndarray]) -> None:
         self.params_ = params
@@ -292,15 +338,16 @@ class _MLP:
 
     def _run(self, X: np.ndarray, logits: bool) -> np.ndarray:
         """The network's logits, or its outputs, on host rows ``(rows, outputs)``."""
+        name = type(self).__name__
         if not hasattr(self, "params_"):
-            raise UsageError(
-                f"this {type(self).__name__} is not fitted yet; call fit first"
-            )
+            raise NotFittedError(f"this {name} is not fitted yet; call fit first")
         X = _features(X)
         if X.shape[1] != self.n_features_in_:
+            # scikit-learn's wording, which its checks and users look for.
             raise UsageError(
-                f"X has {X.shape[1]} features, but the model was fitted with "
-                f"{self.n_features_in_}"
+                f"X has {X.shape[1]} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input, as many as it was "
+                "fitted on"
             )
         rows = self.backend_.asarray(self.standardizer_.transform(X)[None])
         z, _ = self._stack.forward(rows)
@@ -348,19 +395,48 @@ class MLPClassifier(_MLP):
 
     _task_kind = "classifier"
 
+    # Every parameter is spelled out, as scikit-learn reads them from this
+    # signature: a **kwargs would be taken for a parameter named kwargs.
     def __init__(
         self,
         hidden: Sequence[int] = DEFAULTS["hidden"],
         *,
+        activation: str = DEFAULTS["activation"],
+        optimizer: str = DEFAULTS["optimizer"],
+        lr: float = DEFAULTS["lr"],
+        momentum: float = DEFAULTS["momentum"],
+        weight_decay: float = DEFAULTS["weight_decay"],
+        batch_size: int = DEFAULTS["batch_size"],
+        epochs: int = DEFAULTS["epochs"],
+        patience: int = DEFAULTS["patience"],
+        monitor: str = DEFAULTS["metric"],
+        schedule: str = DEFAULTS["schedule"],
+        validation_fraction: float = 0.15,
+        standardize: bool = True,
+        seed: int = 0,
+        backend: str | None = None,
+        dtype: str = "float32",
         positive: str | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(hidden, **kwargs)
+        super().__init__(
+            hidden,
+            activation=activation,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            epochs=epochs,
+            patience=patience,
+            monitor=monitor,
+            schedule=schedule,
+            validation_fraction=validation_fraction,
+            standardize=standardize,
+            seed=seed,
+            backend=backend,
+            dtype=dtype,
+        )
         self.positive = positive
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [*_MLP._param_names(), "positive"]
 
     def fit(
         self,
@@ -419,6 +495,7 @@ class MLPClassifier(_MLP):
             raise UsageError(
                 "y: labels must be of one kind (all numbers or all strings)"
             ) from None
+        _refuse_continuous(distinct)
         if distinct.size < 2:
             raise UsageError(
                 f"y holds {distinct.size} class(es); a classifier needs at least two"
@@ -498,6 +575,10 @@ class MLPRegressor(_MLP):
         )
 
     def _encode(self, y: np.ndarray, fit: bool) -> tuple[np.ndarray, str, int]:
+        if np.asarray(y).dtype.kind == "c":
+            raise UsageError(
+                "y: Complex data not supported; regression targets must be real numbers"
+            )
         try:
             targets = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError):
@@ -555,18 +636,73 @@ def _labels(y: Any) -> np.ndarray:
     return y
 
 
-def _features(X: np.ndarray) -> np.ndarray:
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UsageError("X must hold numbers") from None
-    if X.ndim != 2:
+def _refuse_continuous(classes: np.ndarray) -> None:
+    """Refuses float labels that are not whole numbers: they are a regression
+    target, each value of which would otherwise become a class."""
+    if classes.dtype.kind != "f":
+        return
+    fractional = classes[classes != np.round(classes)]
+    if fractional.size:
         raise UsageError(
-            f"X must be two-dimensional (rows, features); got shape {X.shape}"
+            f"y: labels such as {fractional[0]:g} are continuous values, not "
+            "classes; use MLPRegressor for a continuous target"
+        )
+
+
+def _features(X: Any) -> np.ndarray:
+    """``X`` as a float64 array ``(rows, features)`` of finite numbers."""
+    X = _numbers(X)
+    if X.ndim != 2:
+        hint = ""
+        if X.ndim == 1:
+            hint = (
+                ". Reshape your data: X.reshape(1, -1) if it is one sample, "
+                "X.reshape(-1, 1) if it is one feature"
+            )
+        raise UsageError(
+            f"X must be two-dimensional (rows, features); got shape {X.shape}{hint}"
         )
     if not np.all(np.isfinite(X)):
         raise UsageError("X holds NaN or infinite values")
     return X
+
+
+def _numbers(X: Any) -> np.ndarray:
+    """``X`` as a float64 array; complex numbers are refused, not cut to their
+    real parts."""
+    # NumPy would wrap a SciPy sparse matrix in a 0-d array of objects.
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise UsageError(
+            f"X: sparse input is not supported (got a {type(X).__name__}); pass "
+            "a dense array, such as X.toarray()"
+        )
+    try:
+        X = np.asarray(X)
+    except ValueError:
+        raise UsageError("X must hold numbers") from None
+    if X.dtype.kind == "c":
+        raise UsageError("X: Complex data not supported; X must hold real numbers")
+    try:
+        return X.astype(np.float64, copy=False)
+    except TypeError as exc:
+        # NumPy's reason names the value's type (a dict, say).
+        raise UsageTypeError(f"X must hold numbers: {exc}") from None
+    except ValueError:
+        raise UsageError("X must hold numbers") from None
+
+
+def _check_fit_shape(X: np.ndarray) -> None:
+    """Refuses an ``X`` (rows, features) with no rows or no columns to fit on."""
+    if X.shape[0] == 0:
+        raise UsageError(
+            f"X has 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+            "required; give at least one row"
+        )
+    if X.shape[1] == 0:
+        raise UsageError(
+            f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            "required; give at least one column"
+        )
 
 
 def _identity(n: int) -> Standardizer:

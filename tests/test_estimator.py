@@ -10,16 +10,25 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mlp_backend.errors import MLPBackendWarning, UsageError
+from mlp_backend.errors import (
+    DataConversionWarning,
+    MLPBackendWarning,
+    NotFittedError,
+    UsageError,
+    UsageTypeError,
+)
 from mlp_backend.estimator import MLPClassifier, MLPRegressor
 from tests.conftest import BACKENDS
 
@@ -122,6 +131,10 @@ def test_get_params_set_params_round_trip_and_clone():
     cloned = clone(model)
     assert cloned is not model and cloned.get_params() == params
     assert MLPClassifier().set_params(epochs=3).epochs == 3
+    # The classifier spells out the shared parameters; their defaults agree.
+    shared = MLPClassifier().get_params()
+    assert shared.pop("positive") is None
+    assert shared == MLPRegressor().get_params()
     with pytest.raises(ValueError, match="invalid parameter 'nope'"):
         model.set_params(nope=1)
     assert "MLPClassifier(hidden=(8, 4)" in repr(model)
@@ -132,8 +145,9 @@ def test_clone_of_fitted_model_is_unfitted():
     model = MLPClassifier(**FAST).fit(X, y)
     fresh = clone(model)
     assert not hasattr(fresh, "params_")
-    with pytest.raises(UsageError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         fresh.predict(X)
+    assert issubclass(NotFittedError, (UsageError, AttributeError))
 
 
 def test_pipeline_and_cross_val_score_without_warnings():
@@ -204,18 +218,61 @@ def test_bad_targets_and_parameters_are_usage_errors():
         MLPClassifier(**{**FAST, "hidden": "64x32"}).fit(X, y)
     with pytest.raises(UsageError, match="^X must hold numbers$"):
         MLPClassifier(**FAST).fit(np.full((120, 3), "a"), y)
-    with pytest.raises(UsageError, match="^validation_fraction: 0.15 of 3 rows"):
+    with pytest.raises(
+        UsageError, match=r"^validation_fraction: 0.15 of 3 sample\(s\)"
+    ):
         MLPClassifier(**FAST).fit(X[:3], [0, 1, 0])
-    # A column of targets is taken as one, and an int as one hidden layer.
-    column = MLPRegressor(**{**FAST, "hidden": 8}).fit(X, X[:, :1])
+    # A column of targets is taken as one, with a warning, and an int as one
+    # hidden layer.
+    with pytest.warns(DataConversionWarning, match=r"^A column-vector y .* \(120, 1\)"):
+        column = MLPRegressor(**{**FAST, "hidden": 8}).fit(X, X[:, :1])
     assert [p.shape for p in column.params_[:2]] == [(3, 8), (8,)]
+
+
+def test_inputs_scikit_learn_refuses_are_refused_saying_why():
+    X, y = blobs(n=60)
+    target = X[:, 0]
+    refusals = [
+        (scipy.sparse.csr_array(X), target, "^X: sparse input is not supported"),
+        (X + 1j, target, "^X: Complex data not supported"),
+        (X, target + 1j, "^y: Complex data not supported"),
+        (np.empty((0, 3)), [], r"^X has 0 sample\(s\) \(shape=\(0, 3\)\)"),
+        (np.empty((60, 0)), target, r"^X has 0 feature\(s\) \(shape=\(60, 0\)\)"),
+        (X, None, "^MLPRegressor requires y to be passed, but the target y is None$"),
+    ]
+    for bad_X, bad_y, message in refusals:
+        with pytest.raises(UsageError, match=message):
+            MLPRegressor(**FAST).fit(bad_X, bad_y)
+    with pytest.raises(UsageError, match="^y: labels such as 0.5 are continuous"):
+        MLPClassifier(**FAST).fit(X, (y == "yes") + 0.5 * (X[:, 0] > 100))
+    objects = X.astype(object)
+    objects[0, 0] = {"a": 1}
+    with pytest.raises(UsageTypeError, match="^X must hold numbers: float"):
+        MLPClassifier(**FAST).fit(objects, y)
+    assert issubclass(UsageTypeError, TypeError)
+
+
+def test_objects_holding_numbers_are_numbers():
+    X, y = blobs(n=120)
+    a = MLPClassifier(**FAST).fit(X.astype(object), y.astype(object))
+    b = MLPClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
 def test_a_diverged_fit_warns():
     X, y = blobs(n=120)
-    with pytest.warns(MLPBackendWarning, match="MLPClassifier diverged: loss or"):
+    with pytest.warns(MLPBackendWarning, match="MLPClassifier diverged: loss or") as w:
         model = MLPClassifier(**{**FAST, "lr": 1e30, "optimizer": "sgd"}).fit(X, y)
     assert model.result_.state == "diverged"
+    # The warning points at the caller's line.
+    assert [record.filename for record in w] == [__file__]
+
+
+def test_an_eval_set_that_does_not_match_is_refused():
+    X, y = blobs(n=120)
+    for bad in ((X[:50], y[:40]), (X[:50, :2], y[:50])):
+        with pytest.raises(UsageError, match="^eval_set: X of shape"):
+            MLPClassifier(**FAST).fit(X, y, eval_set=bad)
 
 
 def test_same_seed_same_predictions():
@@ -235,13 +292,15 @@ def test_float64_learning_rate_keeps_float32_model():
 def test_bad_inputs_are_usage_errors():
     X, y = blobs(n=60)
     model = MLPClassifier(**FAST).fit(X, y)
-    with pytest.raises(UsageError, match="X has 2 features"):
+    with pytest.raises(
+        UsageError, match="^X has 2 features, but MLPClassifier is expecting 3 "
+    ):
         model.predict(X[:, :2])
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(UsageError, match="NaN"):
         MLPClassifier(**FAST).fit(bad, y)
-    with pytest.raises(UsageError, match="two-dimensional"):
+    with pytest.raises(UsageError, match=r"two-dimensional.*\. Reshape your data: "):
         model.predict(X[0])
     # The errors name the parameters, not the command line's options.
     with pytest.raises(UsageError, match="^batch_size: must be at least 1, got 0$"):
@@ -289,3 +348,46 @@ def test_library_never_imports_sklearn():
     )
     assert out.returncode == 0, out.stderr
     assert "SKLEARN []" in out.stdout
+
+
+def _checked_estimators():
+    """A small network on NumPy in float64 that still learns the checks' data.
+
+    float64, as the checks compare predictions of reordered rows to 1e-7, finer
+    than float32 rounding; NumPy, as they check the contract, not the backends.
+    """
+    settings = dict(hidden=(16,), epochs=10, batch_size=16, lr=0.01, backend="numpy")
+    return [
+        MLPClassifier(**settings, dtype="float64"),
+        MLPRegressor(**settings, dtype="float64"),
+    ]
+
+
+def _expected_failed_checks(estimator) -> dict[str, str]:
+    return {
+        "check_estimators_unfitted": (
+            "it asks for scikit-learn's NotFittedError class; ours is a "
+            "ValueError and AttributeError like it, but cannot subclass it "
+            "without the library importing scikit-learn"
+        ),
+    }
+
+
+with warnings.catch_warnings():
+    # The estimators follow the contract without inheriting from scikit-learn's
+    # BaseEstimator, as the library never imports scikit-learn.
+    warnings.filterwarnings(
+        "ignore", "Estimator MLP.* does not inherit from", UserWarning
+    )
+    _ESTIMATOR_CHECKS = parametrize_with_checks(
+        _checked_estimators(),
+        expected_failed_checks=_expected_failed_checks,
+        xfail_strict=True,
+    )
+
+
+# check_supervised_y_2d records the warning of a column-vector y.
+@pytest.mark.filterwarnings("always::mlp_backend.errors.DataConversionWarning")
+@_ESTIMATOR_CHECKS
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
