@@ -259,7 +259,10 @@ def train(open_monitor: bool, **options: Any) -> None:
     if open_monitor:
         from mlp_backend.launch import run_with_monitor
 
-        sys.exit(run_with_monitor(sys.argv[1:], options["runs_dir"]))
+        # A resumed run trains in its own folder, wherever that is.
+        resume = options["resume"]
+        runs_dir = Path(resume).parent if resume else Path(options["runs_dir"])
+        sys.exit(run_with_monitor(sys.argv[1:], runs_dir))
     from mlp_backend.job import interrupted
     from mlp_backend.train_command import run_train
 

@@ -22,8 +22,11 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     """
     args = [a for a in argv if a != "--monitor"]
     runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs_dir / ".job.log"
+    # The log is appended to by every job: this one's output starts here.
+    start = path.stat().st_size if path.is_file() else 0
     # The child keeps its own copy of the log's descriptor; this one can go.
-    with open(runs_dir / ".job.log", "ab") as log:
+    with open(path, "ab") as log:
         job = subprocess.Popen(
             [sys.executable, "-m", "mlp_backend", "-q", *args],
             stdout=log,
@@ -37,9 +40,10 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     except subprocess.TimeoutExpired:
         code = None
     if code is not None and code != 0:
-        click.echo(
-            (runs_dir / ".job.log").read_text(errors="replace")[-2000:], err=True
-        )
+        with open(path, "rb") as log:
+            log.seek(start)
+            said = log.read().decode(errors="replace")
+        click.echo(said[-2000:], err=True, nl=False)
         return code
     from tui import run_monitor
 
@@ -48,7 +52,7 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     if code is not None:
         return code
     if click.confirm("The job is still running. Leave it running?", default=True):
-        click.echo(f"job {job.pid} goes on; its output is in {runs_dir / '.job.log'}")
+        click.echo(f"job {job.pid} goes on; its output is in {path}")
         return 0
     # SIGINT lets the job finish its batch, save and mark itself stopped.
     job.send_signal(signal.SIGINT)

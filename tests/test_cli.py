@@ -778,7 +778,7 @@ def test_a_numeric_target_read_as_classes_suggests_regression(tmp_path):
 
 
 def test_monitor_flag_runs_the_job_beside_the_monitor(
-    tmp_path, magic_path, monkeypatch
+    tmp_path, magic_path, monkeypatch, capsys
 ):
     import tui
     from mlp_backend import launch
@@ -813,11 +813,30 @@ def test_monitor_flag_runs_the_job_beside_the_monitor(
     assert 1 <= summary["epochs_run"] < 200
     assert (folder / "model.npz").is_file() and (folder / "checkpoint.log").is_file()
 
-    # Bad options end the job at once: its message is shown, not an empty monitor.
+    # Bad options end the job at once: its message is shown, not an empty
+    # monitor; only this job's, though earlier jobs wrote to the same log.
+    with open(runs / ".job.log", "a") as log:
+        log.write("error: an earlier job's message\n")
+    capsys.readouterr()
     bad = [*args[:-1], "--name", "bad", "--batch-size", "0", "--monitor"]
     assert launch.run_with_monitor(bad, runs) == 2
-    assert "--batch-size" in (runs / ".job.log").read_text()
+    shown = capsys.readouterr().err
+    assert "--batch-size" in shown and "earlier" not in shown, shown
     assert watched == [runs]
+
+
+def test_resume_with_monitor_follows_the_runs_own_folder(tmp_path, monkeypatch):
+    from mlp_backend import launch
+
+    folder = tmp_path / "elsewhere" / "r"
+    folder.mkdir(parents=True)
+    followed = []
+    monkeypatch.setattr(
+        launch, "run_with_monitor", lambda argv, runs: followed.append(runs) or 0
+    )
+    result = invoke("train", "--resume", folder, "--monitor")
+    assert result.exit_code == 0, result.output
+    assert followed == [tmp_path / "elsewhere"]
 
 
 class _InterruptedImport:
