@@ -8,7 +8,9 @@ turns the library's errors into one-line messages and exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import logging
 import os
 import sys
@@ -28,6 +30,7 @@ from mlp_backend.errors import (
     EXIT_USAGE,
     MLPBackendError,
     MLPBackendWarning,
+    OutputError,
     UsageError,
 )
 from mlp_backend.options import BACKEND, data_options, option_name, task_options
@@ -45,7 +48,11 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            # A write that fails at the last flush fails here, with a message,
+            # not in the interpreter's exit.
+            sys.stdout.flush()
+            return result
         except MLPBackendError as exc:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -60,23 +67,34 @@ class ReaderGoneSafe:
     run must still finish and save: the first write that meets a closed pipe
     points the stream's file descriptor at ``/dev/null``, and writing goes on
     there instead of raising ``BrokenPipeError`` out of the training loop.
+    Any other failure to write standard output (a full disk) is an
+    :class:`OutputError`, which the command reports on standard error; one of
+    standard error itself leaves nobody to tell, so it is dropped too.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, name: str) -> None:
         self._stream = stream
+        self._name = name
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._divert()
+        except OSError as exc:
+            self._failed(exc)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._divert()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        self._divert()
+        if self._name == "stdout" and not isinstance(exc, BrokenPipeError):
+            raise OutputError(
+                f"cannot write standard output ({exc.strerror or exc})"
+            ) from None
 
     def _divert(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -92,7 +110,7 @@ def guard_output() -> None:
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, ReaderGoneSafe):
-            setattr(sys, name, ReaderGoneSafe(stream))
+            setattr(sys, name, ReaderGoneSafe(stream, name))
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
@@ -304,24 +322,32 @@ def evaluate(run: Path, data: str | None, backend: str | None) -> None:
 @BACKEND
 def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> None:
     """Write the predicted class and probability of each row of FILE as CSV."""
+    from mlp_backend.runs import replace_bytes
     from mlp_backend.train_command import run_predict
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"-o/--output: the folder {output.parent} does not exist")
     header, rows = run_predict(run, file, backend)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    if output is None:
+        sys.stdout.write(text.getvalue())
+        return
     try:
-        stream = open(output, "w", newline="") if output else sys.stdout
+        if output.exists() and not output.is_file():
+            # A device or a pipe (/dev/stdout, a FIFO): a rename would replace
+            # it; and a reader that has gone is no failure, as on stdout.
+            with contextlib.suppress(BrokenPipeError):
+                output.write_text(text.getvalue(), newline="")
+        else:
+            # Whole or not at all: a failed write leaves no partial CSV behind.
+            replace_bytes(output, text.getvalue().encode())
     except OSError as exc:
-        raise UsageError(
-            f"-o/--output: cannot write {output} ({exc.strerror})"
+        raise OutputError(
+            f"-o/--output: cannot write {output} ({exc.strerror or exc})"
         ) from None
-    try:
-        writer = csv.writer(stream)
-        writer.writerow(header)
-        writer.writerows(rows)
-    finally:
-        if output:
-            stream.close()
 
 
 @main.command()

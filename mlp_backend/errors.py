@@ -41,6 +41,14 @@ class NotFittedError(UsageError, AttributeError):
     """
 
 
+class OutputError(MLPBackendError):
+    """Standard output or an output file cannot be written (a full disk, say).
+
+    The command's work is done and saved; what it would print is not."""
+
+    exit_code = EXIT_RUN_FAILED
+
+
 class DataError(MLPBackendError):
     """An input file cannot be read as a table. The message names file and line."""
 

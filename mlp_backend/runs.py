@@ -80,12 +80,18 @@ def replace_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
     against a killed process.
     """
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if sync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk, say: the file keeps its old content, and no part of
+        # the new one is left beside it.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_bytes(path: Path, data: bytes) -> None:

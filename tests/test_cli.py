@@ -11,6 +11,8 @@ here, which finds no device.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
 import signal
@@ -25,8 +27,8 @@ from click.testing import CliRunner
 
 from mlp_backend.backend import cupy_problem
 from mlp_backend.checkpoint import CheckpointLog, last_record
-from mlp_backend.cli import main
-from mlp_backend.errors import EXIT_INTERRUPTED
+from mlp_backend.cli import ReaderGoneSafe, main
+from mlp_backend.errors import EXIT_INTERRUPTED, OutputError
 from mlp_backend.runs import RunFolder
 from mlp_backend.train import MemberState
 from mlp_backend.train_command import run_evaluate
@@ -386,6 +388,40 @@ def test_predict_writes_class_and_probabilities(trained, subset, tmp_path):
     result = invoke("predict", trained, features)
     assert result.exit_code == 0, result.output
     assert list(csv.reader(result.stdout.splitlines())) == rows
+
+
+def test_predict_output_that_cannot_be_written_is_exit_3_and_no_file(
+    trained, subset, tmp_path, monkeypatch
+):
+    import mlp_backend.runs
+
+    def full(path, data, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mlp_backend.runs, "replace_bytes", full)
+    out = tmp_path / "pred.csv"
+    result = invoke("predict", trained, subset, "-o", out)
+    assert result.exit_code == 3
+    assert result.output.endswith(
+        f"error: -o/--output: cannot write {out} (No space left on device)\n"
+    )
+    assert not out.exists()
+
+
+def test_standard_output_that_cannot_be_written_is_an_output_error():
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    read, written = os.pipe()
+    stream = Full()
+    stream.fileno = lambda: written
+    try:
+        with pytest.raises(OutputError, match=r"^cannot write standard output \(No"):
+            ReaderGoneSafe(stream, "stdout").write("rows")
+    finally:
+        os.close(read)
+        os.close(written)
 
 
 @pytest.mark.parametrize("labelled", [True, False])

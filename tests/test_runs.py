@@ -7,6 +7,7 @@ not an archive at all) and must fail with a RunError naming the problem.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -29,6 +30,7 @@ from mlp_backend.runs import (
     create_folder,
     plain,
     read_json,
+    replace_bytes,
     write_json,
 )
 
@@ -53,6 +55,22 @@ def test_write_json_failure_keeps_old_content(tmp_path):
     with pytest.raises(TypeError):
         write_json(path, {"a": object()})
     assert json.loads(path.read_text())["a"] == 1
+
+
+def test_a_write_that_fails_on_the_disk_keeps_the_old_file_and_no_temporary(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        replace_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
 def test_write_json_never_writes_nan(tmp_path):
