@@ -284,6 +284,11 @@ def run_config(
     }
 
 
+def device_status(backend: Backend) -> dict[str, Any]:
+    """The ``device`` of ``status.json``: its name and memory, where known."""
+    return {"name": backend.device_name, **backend.memory()}
+
+
 class Recorder:
     """A training callback that writes each member's epochs to its run folder.
 
@@ -320,13 +325,12 @@ class Recorder:
         if now - self._written.get(member, -math.inf) < self.status_interval:
             return
         self._written[member] = now
-        device = {"name": self.backend.device_name, **self.backend.memory()}
         folder.set_status(
             "running",
             sync=False,
             epoch=record["epoch"],
             epochs=self.epochs,
-            device=device,
+            device=device_status(self.backend),
         )
 
     def checkpoint(self, member: int, state: MemberState) -> None:

@@ -33,6 +33,7 @@ from mlp_backend.job import (
     Recorder,
     StopFlag,
     catch_interrupts,
+    device_status,
     evaluate,
     finish_run,
     load_dataset,
@@ -225,7 +226,12 @@ def _train_run(
         model, training = run_settings(dataset, estimator.hidden, options)
         config = run_config(path.name, dataset, backend, model, training)
         folder.write_config(config)
-        folder.set_status("running", epoch=0, epochs=int(options["epochs"]))
+        folder.set_status(
+            "running",
+            epoch=0,
+            epochs=int(options["epochs"]),
+            device=device_status(backend),
+        )
     else:
         config = recorded
         epoch = 0 if state is None else state.epoch

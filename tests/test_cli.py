@@ -144,6 +144,21 @@ def test_a_runs_dir_that_cannot_hold_folders_is_a_usage_error(
     assert blocker.read_text() == ""
 
 
+def test_a_run_stopped_in_its_first_epoch_records_its_device(
+    tmp_path, subset, monkeypatch
+):
+    import mlp_backend.job
+
+    # A stop request seen after the first batch: no epoch ends.
+    monkeypatch.setattr(mlp_backend.job.StopFlag, "__call__", lambda self: True)
+    runs = tmp_path / "runs"
+    result = invoke("train", "--data", subset, "--runs-dir", runs, "--name", "s", *FAST)
+    assert result.exit_code == 0, result.output
+    status = strict_json((runs / "s" / "status.json").read_text())
+    assert status["state"] == "stopped" and status["epoch"] == 0
+    assert set(status["device"]) == {"name", "memory_used", "memory_total"}
+
+
 def test_existing_name_is_never_overwritten(trained, subset):
     before = {p.name: p.read_bytes() for p in trained.iterdir()}
     result = invoke(

@@ -31,6 +31,7 @@ from mlp_backend.job import (
     Dataset,
     Recorder,
     StopFlag,
+    device_status,
     evaluate,
     finish_run,
     interrupted,
@@ -335,7 +336,9 @@ def _train(job: GroupJob, pairs: Sequence[tuple[int, Trial]]) -> list[dict[str, 
             trial=index,
         )
         folder.write_config(cfg)
-        folder.set_status("running", epoch=0, epochs=config.epochs)
+        folder.set_status(
+            "running", epoch=0, epochs=config.epochs, device=device_status(backend)
+        )
         folder.event(f"training on {backend.device_name} ({backend.dtype_name})")
         folders[k] = folder
         configs.append(cfg)
