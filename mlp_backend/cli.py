@@ -382,14 +382,26 @@ def info(data: str | None) -> None:
         click.echo(f"{cupy}: {get_backend('cupy').device_name}")
     else:
         click.echo(f"{cupy}: {problem}")
-    chosen = get_backend(None)
-    click.echo(f"backend now: {chosen.name} on {chosen.device_name}")
+    # A diagnosis goes on past what it finds wrong: MLP_BACKEND naming a
+    # backend that cannot run here, a MAGIC file that is not there.
+    try:
+        chosen = get_backend(None)
+        click.echo(f"backend now: {chosen.name} on {chosen.device_name}")
+    except MLPBackendError as exc:
+        click.echo(f"backend now: none ({exc})")
     from mlp_backend.data import locate_magic
+    from mlp_backend.data.magic import MAGIC_FILE
 
     try:
-        click.echo(f"MAGIC data: {locate_magic(data, download=False)}")
+        path = locate_magic(data, download=False)
     except DataError as exc:
-        click.echo(f"MAGIC data: {exc}")
+        # The message says what it looked for ("MAGIC data: ... does not exist").
+        click.echo(str(exc))
+    else:
+        if path.name == MAGIC_FILE:
+            click.echo(f"MAGIC data: {path}")
+        else:
+            click.echo(f"data: {path} (read as a general table: not {MAGIC_FILE})")
 
 
 def _version(distribution: str) -> str | None:

@@ -367,6 +367,25 @@ def test_info_runs():
 # evaluate and predict read the saved run.
 
 
+def test_info_goes_on_past_what_it_finds_wrong(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLP_BACKEND", "array_api_strict_nope")
+    monkeypatch.setenv("MLP_BACKEND_DATA", str(tmp_path / "missing.data"))
+    result = invoke("info")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("backend now: none (") for line in lines), lines
+    assert lines[-1] == (
+        f"MAGIC data: {tmp_path / 'missing.data'} (from MLP_BACKEND_DATA) does not "
+        "exist"
+    )
+    table = tmp_path / "mine.csv"
+    table.write_text("1,2,a\n")
+    result = invoke("info", "--data", table)
+    assert result.output.splitlines()[-1] == (
+        f"data: {table} (read as a general table: not magic04.data)"
+    )
+
+
 def test_evaluate_reproduces_the_summary(trained):
     summary = strict_json((trained / "summary.json").read_text())["test"]
     report = run_evaluate(trained, None, None)
