@@ -21,7 +21,14 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from tui.confirm import ConfirmScreen
-from tui.runs import ENDED_STATES, DetailSnapshot, RunsFolder, Snapshot, request_stop
+from tui.runs import (
+    ENDED_STATES,
+    DetailSnapshot,
+    RunRow,
+    RunsFolder,
+    Snapshot,
+    request_stop,
+)
 from tui.runs_screen import RunsScreen
 
 logger = logging.getLogger(__name__)
@@ -121,6 +128,7 @@ class MonitorApp(App[None]):
             self.notify(
                 f"reading {self.runs_dir} failed: {event.worker.error}",
                 severity="error",
+                markup=False,
             )
         self._reading = False
         if self._read_again:
@@ -132,8 +140,9 @@ class MonitorApp(App[None]):
         snapshot = message.snapshot
         self.snapshot = snapshot
         self.details.update(snapshot.details)
+        # Notices quote names and errors from the files: never markup.
         for notice in snapshot.notices:
-            self.notify(notice, severity="warning")
+            self.notify(notice, severity="warning", markup=False)
         # A screen may be on the stack before it is composed (just pushed) or
         # while it is being taken down; each screen skips the update then.
         # Should one still miss a widget, the next look redraws it: a refresh
@@ -194,47 +203,69 @@ class MonitorApp(App[None]):
 
         self.push_screen(OverlayScreen(self.marked))
 
-    def stop_targets(self, key: str) -> list[str]:
-        """The runs a stop of ``key`` asks to stop: the run, or a sweep's trials."""
+    def confirm_stop(self, key: str) -> None:
+        """Ask, then write ``stop.request`` in the folder of ``key``.
+
+        A sweep's own ``stop.request`` stops the whole sweep
+        (``docs/run-format.md``): its trials in flight end as interrupted,
+        and those not begun do not start, both left to ``sweep --resume``.
+        """
         row = self.snapshot.rows.get(key)
         if row is None:
-            return []
-        if row.kind != "sweep":
-            return [] if row.state in ENDED_STATES else [key]
-        return [
-            trial.key
-            for trial in self.snapshot.rows.values()
-            if trial.sweep == key and trial.state not in ENDED_STATES
-        ]
-
-    def confirm_stop(self, key: str) -> None:
-        """Ask, then write ``stop.request`` for ``key`` (a run or a sweep)."""
-        targets = self.stop_targets(key)
-        if not targets:
-            self.notify(f"{key} has nothing left to stop", severity="warning")
             return
-        row = self.snapshot.rows[key]
+        refusal = stop_refusal(row)
+        if refusal is not None:
+            self.notify(refusal, severity="warning", markup=False)
+            return
         what = (
-            f"sweep {key} ({len(targets)} unfinished trials)"
+            f"sweep {key} ({unfinished(row)} unfinished trials)"
             if row.kind == "sweep"
             else f"run {key}"
         )
 
         def stop(confirmed: bool | None) -> None:
             if confirmed:
-                self._write_stops(targets)
+                self._write_stop(row)
 
         self.push_screen(ConfirmScreen(f"Stop {what}?"), stop)
 
-    def _write_stops(self, keys: list[str]) -> None:
-        failed = []
-        for key in keys:
-            try:
-                request_stop(self.runs_dir / key)
-            except OSError as exc:
-                logger.warning("cannot write stop.request for %s: %s", key, exc)
-                failed.append(f"{key}: {exc.strerror}")
-        if failed:
-            self.notify("could not ask to stop " + "; ".join(failed), severity="error")
+    def _write_stop(self, row: RunRow) -> None:
+        try:
+            request_stop(self.runs_dir / row.key)
+        except OSError as exc:
+            logger.warning("cannot write stop.request for %s: %s", row.key, exc)
+            self.notify(
+                f"could not ask {row.key} to stop: {exc.strerror}",
+                severity="error",
+                markup=False,
+            )
+            return
+        if row.kind == "sweep":
+            message = (
+                f"asked sweep {row.key} to stop: its {unfinished(row)} unfinished "
+                "trials are left to mlp-backend sweep --resume"
+            )
         else:
-            self.notify(f"asked {len(keys)} run(s) to stop")
+            message = f"asked run {row.key} to stop"
+        self.notify(message, markup=False)
+
+
+def unfinished(row: RunRow) -> int:
+    """The trials of a sweep row that have not ended, begun or not."""
+    progress = row.progress
+    return progress.total - progress.ended if progress is not None else 0
+
+
+def stop_refusal(row: RunRow) -> str | None:
+    """Why a stop of ``row`` would ask no process, or None when it would."""
+    what = f"sweep {row.key}" if row.kind == "sweep" else f"run {row.key}"
+    if row.state == "stale":
+        # Stale: the status is no longer updated because its process died.
+        return f"{what} is stale: it is not running, so nothing was asked to stop"
+    if row.kind == "sweep" and row.state == "interrupted":
+        return (
+            f"{what} was interrupted and is not running, so nothing was asked "
+            "to stop; mlp-backend sweep --resume goes on with it"
+        )
+    ended = unfinished(row) == 0 if row.kind == "sweep" else row.state in ENDED_STATES
+    return f"{what} has nothing left to stop" if ended else None

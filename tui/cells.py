@@ -16,6 +16,7 @@ STATE_STYLES = {
     "pruned": "dim",
     "queued": "dim",
     "stale": "bold dark_orange",
+    "unreadable": "bold red",
 }
 BAR_CELLS = 6
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -100,8 +101,11 @@ def progress_text(row: RunRow) -> Text:
     return text
 
 
-def row_cells(row: RunRow, grouped: bool) -> dict[str, Text | str]:
+def row_cells(row: RunRow, grouped: bool) -> dict[str, Text]:
     """Every cell of a row of the runs table, by column key.
+
+    Every cell is :class:`~rich.text.Text`: a table takes a plain string as
+    markup, and a folder named ``[red]x`` would show as a red ``x``.
 
     Args:
         row: The row.
@@ -120,12 +124,12 @@ def row_cells(row: RunRow, grouped: bool) -> dict[str, Text | str]:
         best += "…"
     test = "" if row.test is None else f"{row.test_name} {number(row.test)}"
     return {
-        "name": elide(name, NAME_WIDTH),
+        "name": Text(elide(name, NAME_WIDTH)),
         "state": state_text(row.state),
         "progress": progress_text(row),
-        "best": best,
-        "test": test,
-        "backend": row.backend,
-        "elapsed": duration(row.elapsed),
-        "eta": duration(row.eta),
+        "best": Text(best),
+        "test": Text(test),
+        "backend": Text(row.backend),
+        "elapsed": Text(duration(row.elapsed)),
+        "eta": Text(duration(row.eta)),
     }

@@ -56,9 +56,9 @@ class Chunk:
 
     Attributes:
         records: The JSON objects of the lines completed since the last look.
-        reset: True when the file was truncated or replaced, so that the
-            records start again from the first line and whoever keeps state
-            built from earlier records must rebuild it.
+        reset: True when the file was truncated, replaced or deleted, so
+            that the records start again from the first line and whoever
+            keeps state built from earlier records must rebuild it.
     """
 
     records: list[dict[str, Any]]
@@ -145,8 +145,7 @@ class JsonlFollower:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._forget()
-            return Chunk([])
+            return Chunk([], self._forget())
         except OSError as exc:
             self._set_notice(f"cannot stat {self.path}: {exc.strerror}")
             return Chunk([])
@@ -169,8 +168,7 @@ class JsonlFollower:
                 handle.seek(self._offset)
                 data = handle.read(st.st_size - self._offset)
         except FileNotFoundError:
-            self._forget()
-            return Chunk([], reset)
+            return Chunk([], self._forget() or reset)
         except OSError as exc:
             self._set_notice(f"cannot read {self.path}: {exc.strerror}")
             return Chunk([], reset)
@@ -216,11 +214,18 @@ class JsonlFollower:
         self.bad_count = 0
         self.bad_lines = []
 
-    def _forget(self) -> None:
-        if self._identity is not None:
+    def _forget(self) -> bool:
+        """Drop what was read; return whether anything was (a reset to report).
+
+        A file created again under the same name is a new file: what was read
+        from the old one must not be kept with it.
+        """
+        known = self._identity is not None
+        if known:
             self._set_notice(f"{self.path} disappeared")
         self._identity = None
         self._restart()
+        return known
 
     def _set_notice(self, text: str) -> None:
         if text != self.notice:
@@ -259,8 +264,10 @@ class JsonFile:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            # A file that is not there is not one that cannot be read.
             changed = self.value is not None
             self.value = None
+            self.notice = None
             self._signature = None
             return changed
         except OSError as exc:

@@ -194,8 +194,9 @@ class OverlayScreen(Screen[None]):
         table = self.query_one("#overlay-settings", DataTable)
         table.clear(columns=True)
         table.add_column("run", key="run")
+        # Setting names and values come from the files: Text, never markup.
         for name in names:
-            table.add_column(short[name], key=name)
+            table.add_column(Text(short[name]), key=name)
         if not names:
             table.add_column("settings", key="settings")
         self.columns = [short[name] for name in names]
@@ -203,7 +204,7 @@ class OverlayScreen(Screen[None]):
             params = settings(config)
             colour = COLOURS[index % len(COLOURS)]
             cells: list[Text | str] = [Text(f"━ {self.labels[key]}", style=colour)]
-            cells.extend(value_text(params.get(name)) for name in names)
+            cells.extend(Text(value_text(params.get(name))) for name in names)
             if not names:
                 known = any(config is not None for config in configs)
                 cells.append("the same in every run" if known else "reading…")

@@ -46,6 +46,8 @@ def _status(detail: DetailSnapshot, row_state: str | None) -> Text:
     text.append("state ")
     text.append_text(state_text(row_state or str(status.get("state", "?"))))
     text.append(f"  epoch {status.get('epoch', '?')}/{status.get('epochs', '?')}\n")
+    for problem in detail.problems:
+        text.append(f"{problem}\n", style="red")
     if status.get("reason"):
         text.append(f"reason {status['reason']}\n")
     device = status.get("device") if isinstance(status.get("device"), dict) else {}

@@ -15,11 +15,12 @@ full history is read only for the runs a screen asks for with
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ logger = logging.getLogger(__name__)
 ENDED_STATES = frozenset(
     {"finished", "diverged", "stopped", "interrupted", "failed", "pruned"}
 )
+# The states that are a trial's result, as ``sweep --resume`` counts them
+# (mlp_backend.sweep.folder.FINAL_STATES): a resume trains any other again.
+FINAL_STATES = frozenset({"finished", "diverged", "pruned"})
+# A sweep whose trials have ended, not all with a result, is named after the
+# gravest of these among them: a failure, then an interrupt, then a stop.
+UNDONE_STATES = ("failed", "interrupted", "stopped")
+# The state of a run whose status (and summary) cannot be read or parsed.
+UNREADABLE = "unreadable"
 STOP_FILE = "stop.request"
 DEFAULT_MONITOR = "val_loss"
 # The test metric shown in the table: the first of these the summary has.
@@ -64,11 +73,32 @@ def is_better(metric: str, value: float, than: float | None) -> bool:
     return value < than if lower_is_better(metric) else value > than
 
 
+def better_first(metric: str, value: float | None) -> float:
+    """A sort key for values of ``metric``: the better, the smaller.
+
+    Only values of one metric compare; a missing value sorts last.
+    """
+    if value is None:
+        return math.inf
+    return value if lower_is_better(metric) else -value
+
+
 def _number(value: Any) -> float | None:
-    # Booleans are ints to Python but never metrics.
+    # Booleans are ints to Python but never metrics. NaN and infinities are
+    # malformed (the trainer writes null): a NaN would stay "best" for good,
+    # since nothing compares better than it.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     return None
+
+
+def _problems(*readers: JsonFile | JsonlFollower) -> tuple[str, ...]:
+    return tuple(reader.notice for reader in readers if reader.notice)
+
+
+def _tell(problems: tuple[str, ...], told: tuple[str, ...], notices: list[str]) -> None:
+    # A problem is told once while it lasts, not at every look at the files.
+    notices.extend(problem for problem in problems if problem not in told)
 
 
 def _section(mapping: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -139,8 +169,10 @@ class RunRow:
         name: The folder's name.
         sweep: The sweep a trial belongs to, else None.
         kind: ``"run"`` or ``"sweep"``.
-        state: The state from ``status.json``, or ``"stale"`` for a running
-            run whose status has not been updated for a while.
+        state: The state from ``status.json``, ``"stale"`` for a running
+            run whose status has not been updated for a while, or
+            ``"unreadable"`` when neither the status nor the summary can be
+            read. A sweep's is made from its trials' states.
         epoch: Epochs done (trials done for a sweep).
         epochs: Epochs planned (trials planned for a sweep).
         monitor: The metric that decides the best epoch.
@@ -156,6 +188,7 @@ class RunRow:
         reason: Why the run ended other than finishing.
         params: The hyperparameters (see :func:`hyperparameters`).
         progress: For a sweep, the counts of its trials.
+        problems: Why files of the run (or ``sweep.json``) cannot be used.
     """
 
     key: str
@@ -177,6 +210,7 @@ class RunRow:
     reason: str | None = None
     params: dict[str, Any] = field(default_factory=dict, compare=False)
     progress: SweepProgress | None = None
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +226,7 @@ class DetailSnapshot:
         summary: The parsed ``summary.json``, or None.
         bad_lines: Lines of ``metrics.jsonl`` and ``events.jsonl`` skipped.
         bad_count: How many lines were skipped in all.
+        problems: Why files of the run cannot be read or used now.
     """
 
     key: str
@@ -202,6 +237,7 @@ class DetailSnapshot:
     summary: dict[str, Any] | None
     bad_lines: tuple[BadLine, ...] = ()
     bad_count: int = 0
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,8 +377,17 @@ class RunTracker:
         monitor = _section(self.config.value, "training").get("monitor")
         return monitor if isinstance(monitor, str) else DEFAULT_MONITOR
 
-    def poll(self) -> bool:
-        """Look at the run's files; return True when something changed."""
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the run's JSON files cannot be used, as found at the last look."""
+        return _problems(self.config, self.status, self.summary)
+
+    def poll(self, notices: list[str]) -> bool:
+        """Look at the run's files; return True when something changed.
+
+        Problems found with them that were not there before go to ``notices``.
+        """
+        told = self.problems
         changed = False
         # config.json is written once: after it was read, it is left alone.
         if self.config.value is None and self.config.poll():
@@ -357,15 +402,15 @@ class RunTracker:
         elif self.tail is not None:
             # The summary has the final word; the tail's memory can go.
             self.tail = None
-        return changed
+        _tell(self.problems, told, notices)
+        return changed or self.problems != told
 
     def row(self, now: float, stale_after: float) -> RunRow:
         """The run's line of the table at time ``now``."""
         status = self.status.value or {}
         summary = self.summary.value or {}
         config = self.config.value or {}
-        state = status.get("state") if isinstance(status.get("state"), str) else None
-        state = state or summary.get("state") or "queued"
+        state = self._state(status, summary)
         updated = _number(status.get("updated"))
         if state == "running" and updated is not None and now - updated > stale_after:
             state = "stale"
@@ -414,7 +459,18 @@ class RunTracker:
             eta=eta,
             reason=reason if isinstance(reason, str) else None,
             params=self._params,
+            problems=self.problems,
         )
+
+    def _state(self, status: dict[str, Any], summary: dict[str, Any]) -> str:
+        # A file that cannot be parsed now says nothing, whatever it said before.
+        for source, value in ((self.status, status), (self.summary, summary)):
+            state = value.get("state")
+            if source.notice is None and isinstance(state, str) and state:
+                return state
+        if self.status.notice or self.summary.notice:
+            return UNREADABLE
+        return "queued"
 
     @staticmethod
     def _backend(config: dict[str, Any], status: dict[str, Any]) -> str:
@@ -454,6 +510,18 @@ def _looks_like_run(path: Path) -> bool:
     return (path / "status.json").exists() or (path / "config.json").exists()
 
 
+def sweep_monitor(trials: Sequence[RunRow]) -> str:
+    """The metric that a sweep's trials are compared by.
+
+    Trials may monitor different metrics (``sweep --metric
+    val_loss,val_accuracy``), and a loss does not compare with an accuracy:
+    a sweep is judged by the metric most of its trials monitor, on a tie by
+    that of its first trial.
+    """
+    counts = Counter(row.monitor for row in sorted(trials, key=lambda r: r.key))
+    return counts.most_common(1)[0][0] if counts else DEFAULT_MONITOR
+
+
 class SweepTracker:
     """A sweep folder and the trial folders inside it.
 
@@ -471,8 +539,10 @@ class SweepTracker:
     def poll(self, notices: list[str]) -> set[str]:
         """Look at the sweep; return the keys of trials that changed."""
         changed: set[str] = set()
+        told = _problems(self.spec)
         if self.spec.poll():
             changed.add(self.key)
+        _tell(_problems(self.spec), told, notices)
         try:
             names = sorted(
                 entry.name
@@ -490,7 +560,7 @@ class SweepTracker:
                 if not _looks_like_run(self.path / name):
                     continue
                 self.trials[key] = RunTracker(self.path / name, key, self.key)
-            if self.trials[key].poll():
+            if self.trials[key].poll(notices):
                 changed.add(key)
         for key in set(self.trials) - seen:
             del self.trials[key]
@@ -523,7 +593,8 @@ class SweepTracker:
             diverged=counts["diverged"],
             other=other,
         )
-        best_row = self._best(trial_rows)
+        monitor = sweep_monitor(trial_rows)
+        best_row = self._best(trial_rows, monitor)
         starts = [row.started for row in trial_rows if row.started is not None]
         return RunRow(
             key=self.key,
@@ -533,7 +604,7 @@ class SweepTracker:
             state=self._state(progress, trial_rows),
             epoch=progress.ended,
             epochs=total,
-            monitor=best_row.monitor if best_row else DEFAULT_MONITOR,
+            monitor=monitor,
             best=best_row.best if best_row else None,
             test_name=best_row.test_name if best_row else "",
             test=best_row.test if best_row else None,
@@ -542,27 +613,37 @@ class SweepTracker:
             elapsed=self._elapsed(trial_rows, starts, now),
             eta=self._eta(trial_rows, progress),
             progress=progress,
+            problems=_problems(self.spec),
         )
 
     @staticmethod
-    def _best(trial_rows: list[RunRow]) -> RunRow | None:
-        best_row = None
-        for row in trial_rows:
-            if row.best is not None and (
-                best_row is None or is_better(row.monitor, row.best, best_row.best)
-            ):
-                best_row = row
-        return best_row
+    def _best(trial_rows: list[RunRow], monitor: str) -> RunRow | None:
+        scored = [
+            row for row in trial_rows if row.best is not None and row.monitor == monitor
+        ]
+        return min(
+            scored,
+            key=lambda row: (better_first(monitor, row.best), row.key),
+            default=None,
+        )
 
-    @staticmethod
-    def _state(progress: SweepProgress, trial_rows: list[RunRow]) -> str:
+    def _state(self, progress: SweepProgress, trial_rows: list[RunRow]) -> str:
+        states = [row.state for row in trial_rows]
         if progress.running:
             return "running"
-        if any(row.state == "stale" for row in trial_rows):
+        if "stale" in states:
             return "stale"
-        if progress.total and progress.ended == progress.total:
-            return "failed" if progress.done == 0 else "finished"
-        return "queued"
+        if self.spec.notice:
+            # The trials planned are unknown, so whether all have ended is too.
+            return UNREADABLE
+        if not progress.total or progress.ended < progress.total:
+            # An interrupted sweep leaves the trials not begun to a resume.
+            return "interrupted" if "interrupted" in states else "queued"
+        undone = [state for state in states if state not in FINAL_STATES]
+        if undone:
+            return next((s for s in UNDONE_STATES if s in undone), undone[0])
+        # Diverged trials are results, as the command's exit status says.
+        return "diverged" if set(states) == {"diverged"} else "finished"
 
     @staticmethod
     def _elapsed(
@@ -628,8 +709,16 @@ class RunDetail:
         self.history: dict[int, dict[str, Any]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
 
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the run's files cannot be read or used, as found at the last look."""
+        return _problems(
+            self.config, self.status, self.summary, self.metrics, self.events_file
+        )
+
     def poll(self) -> bool:
         """Take in what changed; return True when something did."""
+        told = self.problems
         changed = self.config.poll() | self.status.poll() | self.summary.poll()
         chunk = self.metrics.poll()
         if chunk.reset:
@@ -643,6 +732,7 @@ class RunDetail:
         if events.reset:
             self.events.clear()
         self.events.extend(events.records)
+        changed |= self.problems != told
         return changed or bool(chunk.records or chunk.reset or events.records)
 
     def snapshot(self) -> DetailSnapshot:
@@ -656,6 +746,7 @@ class RunDetail:
             summary=self.summary.value,
             bad_lines=tuple(self.metrics.bad_lines + self.events_file.bad_lines),
             bad_count=self.metrics.bad_count + self.events_file.bad_count,
+            problems=self.problems,
         )
 
 
@@ -754,7 +845,7 @@ class RunsFolder:
                 del self.runs[key]
                 notices.append(f"run {key} cannot be read any more")
                 continue
-            if tracker.poll():
+            if tracker.poll(notices):
                 changed.add(key)
         for key, sweep in list(self.sweeps.items()):
             if not os.access(sweep.path, os.R_OK | os.X_OK):

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from tui.cells import CELL_PADDING, COLUMNS, row_cells
-from tui.runs import RunRow, Snapshot
+from tui.runs import RunRow, Snapshot, better_first
 
 if TYPE_CHECKING:
     from tui.app import MonitorApp
@@ -25,13 +25,19 @@ LABELS = {key: label for key, label, _ in COLUMNS}
 
 
 def sort_value(row: RunRow, column: str) -> Any:
-    """The value a column sorts by (None when the row has none)."""
+    """The value a column sorts by (None when the row has none).
+
+    Scores sort by metric, and within one metric the best first: a loss does
+    not compare with an accuracy, nor does an accuracy rank lowest first.
+    """
     if column == "progress":
         return row.epoch / row.epochs if row.epoch is not None and row.epochs else None
-    if column == "best":
-        return row.best
-    if column == "test":
-        return row.test
+    if column == "best" and row.best is not None:
+        return (row.monitor, better_first(row.monitor, row.best))
+    if column == "test" and row.test is not None:
+        return (row.test_name, better_first(row.test_name, row.test))
+    if column in ("best", "test"):
+        return None
     if column in ("elapsed", "eta"):
         return getattr(row, column)
     if column == "name":
@@ -290,7 +296,7 @@ class RunsScreen(Screen[None]):
         self.query_one("#runs", DataTable).focus()
 
     def action_stop(self) -> None:
-        """Ask to stop the selected run, or every unfinished trial of a sweep."""
+        """Ask the selected run or sweep to stop."""
         key = self.selected_key()
         if key is not None:
             self.app.confirm_stop(key)

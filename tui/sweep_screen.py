@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -18,7 +19,14 @@ from textual_plot import PlotWidget
 
 from tui.cells import duration, number, state_text
 from tui.charts import draw
-from tui.runs import RunRow, Snapshot, is_better, lower_is_better
+from tui.runs import (
+    RunRow,
+    Snapshot,
+    better_first,
+    is_better,
+    lower_is_better,
+    sweep_monitor,
+)
 
 if TYPE_CHECKING:
     from tui.app import MonitorApp
@@ -62,14 +70,21 @@ def _sort_key(value: Any) -> tuple[str, Any]:
 def heatmap(trials: Sequence[RunRow], rows_by: str, cols_by: str) -> Table:
     """The best value per pair of hyperparameter values, coloured by rank.
 
+    Only the trials of the sweep's metric (:func:`~tui.runs.sweep_monitor`)
+    are mapped: the values of another metric do not compare with theirs.
+    Names and values from the files are never taken as markup.
+
     Args:
         trials: The sweep's trials.
         rows_by: The hyperparameter down the side.
         cols_by: The hyperparameter across the top.
     """
+    monitor = sweep_monitor(trials)
     cells: dict[tuple[Any, Any], RunRow] = {}
     for row in trials:
-        if row.best is None or rows_by not in row.params or cols_by not in row.params:
+        if row.best is None or row.monitor != monitor:
+            continue
+        if rows_by not in row.params or cols_by not in row.params:
             continue
         spot = (row.params[rows_by], row.params[cols_by])
         held = cells.get(spot)
@@ -77,17 +92,18 @@ def heatmap(trials: Sequence[RunRow], rows_by: str, cols_by: str) -> Table:
             cells[spot] = row
     row_values = sorted({spot[0] for spot in cells}, key=_sort_key)
     col_values = sorted({spot[1] for spot in cells}, key=_sort_key)
-    monitor = next(iter(cells.values())).monitor if cells else ""
-    table = Table(title=f"best {monitor}: {rows_by} ↓ × {cols_by} →", expand=False)
-    table.add_column(rows_by.split(".")[-1], style="bold")
+    # Escaped rather than Text, which would lose the title's style.
+    title = escape(f"best {monitor}: {rows_by} ↓ × {cols_by} →")
+    table = Table(title=title, expand=False)
+    table.add_column(Text(rows_by.split(".")[-1]), style="bold")
     for value in col_values:
-        table.add_column(_label(value), justify="right")
+        table.add_column(Text(_label(value)), justify="right")
     ranked = sorted(
         {row.best for row in cells.values() if row.best is not None},
         reverse=not lower_is_better(monitor),
     )
     for row_value in row_values:
-        line: list[Text | str] = [_label(row_value)]
+        line: list[Text | str] = [Text(_label(row_value))]
         for col_value in col_values:
             held = cells.get((row_value, col_value))
             if held is None or held.best is None:
@@ -102,11 +118,22 @@ def heatmap(trials: Sequence[RunRow], rows_by: str, cols_by: str) -> Table:
 
 
 def ranked_trials(trials: Sequence[RunRow]) -> list[RunRow]:
-    """Trials with a value, best first, then the others by name."""
-    scored = [row for row in trials if row.best is not None]
-    if scored:
-        reverse = not lower_is_better(scored[0].monitor)
-        scored.sort(key=lambda row: (row.best, row.key), reverse=reverse)
+    """Trials with a value, best first, then the others by name.
+
+    The trials of the sweep's metric (:func:`~tui.runs.sweep_monitor`) come
+    first; any that monitor another metric follow, grouped by it, since their
+    values do not compare with the others'.
+    """
+    monitor = sweep_monitor(trials)
+    scored = sorted(
+        (row for row in trials if row.best is not None),
+        key=lambda row: (
+            row.monitor != monitor,
+            row.monitor,
+            better_first(row.monitor, row.best),
+            row.key,
+        ),
+    )
     rest = sorted((row for row in trials if row.best is None), key=lambda r: r.key)
     return scored + rest
 
@@ -177,7 +204,10 @@ class SweepScreen(Screen[None]):
             self.trials = trials
             self._show_leaderboard()
             self._show_heatmap()
-        top = [row.key for row in ranked_trials(trials)[:TOP_CURVES]]
+        # One chart, one metric: the best trials of the sweep's metric.
+        monitor = sweep_monitor(trials)
+        ranked = [row for row in ranked_trials(trials) if row.monitor == monitor]
+        top = [row.key for row in ranked[:TOP_CURVES]]
         if top != self._top:
             self._top = top
             self.app.update_watch()
@@ -198,6 +228,8 @@ class SweepScreen(Screen[None]):
                 text.append(f", {p.other} stopped or stale")
             if sweep.eta is not None:
                 text.append(f"  ETA {duration(sweep.eta)}")
+            for problem in sweep.problems:
+                text.append(f"  {problem}", style="red")
         self.query_one("#sweep-progress", Static).update(text)
 
     def _show_leaderboard(self) -> None:
@@ -205,19 +237,24 @@ class SweepScreen(Screen[None]):
         cursor = board.cursor_row
         board.clear()
         names = varying(self.trials)
+        monitor = sweep_monitor(self.trials)
         for rank, row in enumerate(ranked_trials(self.trials), start=1):
             settings = " ".join(
                 f"{name.split('.')[-1]}={_label(row.params[name])}"
                 for name in names
                 if name in row.params
             )
+            best = number(row.best)
+            if row.best is not None and row.monitor != monitor:
+                # Not the sweep's metric: say which, as it does not compare.
+                best = f"{row.monitor.removeprefix('val_')} {best}"
             board.add_row(
                 str(rank),
                 self._trial_cell(row.key, row.name),
                 state_text(row.state),
-                number(row.best),
+                Text(best),
                 number(row.test),
-                settings,
+                Text(settings),
                 key=row.key,
             )
         if board.row_count:
@@ -265,7 +302,7 @@ class SweepScreen(Screen[None]):
         self._show_heatmap()
 
     def action_stop(self) -> None:
-        """Ask to stop every unfinished trial of the sweep."""
+        """Ask the sweep to stop."""
         self.app.confirm_stop(self.key)
 
     def action_mark(self) -> None:

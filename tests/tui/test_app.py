@@ -6,6 +6,7 @@ import asyncio
 import functools
 import shutil
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from textual_plot import PlotWidget
 
 from tests.tui.conftest import fixed_now
 from tests.tui.writer import append_jsonl, metrics_line, write_json, write_run
-from tui.app import MonitorApp, SnapshotReady
+from tui.app import MonitorApp, SnapshotReady, stop_refusal
 from tui.cells import TABLE_WIDTH
 from tui.charts import EpochFormatter
 from tui.confirm import ConfirmScreen
 from tui.run_screen import RunScreen
+from tui.runs import RunRow, SweepProgress
 from tui.runs_screen import RunsScreen
 from tui.sweep_screen import SweepScreen
 
@@ -56,6 +58,19 @@ async def poll(pilot: Pilot[None]) -> None:
     assert isinstance(pilot.app, MonitorApp)
     pilot.app.poll_files()
     await settle(pilot)
+
+
+def notices(app: MonitorApp) -> list[str]:
+    """Record what the app notifies from now on."""
+    said: list[str] = []
+    notify = app.notify
+
+    def record(message: str, **kwargs: Any) -> None:
+        said.append(message)
+        notify(message, **kwargs)
+
+    app.notify = record  # type: ignore[method-assign]
+    return said
 
 
 def shown(screen: RunsScreen) -> list[str]:
@@ -224,16 +239,102 @@ async def test_stop_a_run(runs_dir: Path) -> None:
 
 @synchronous
 async def test_stop_a_sweep(runs_dir: Path) -> None:
+    # Once only the trials begun were asked (their folders exist): the sweep
+    # went on with the others, and the question counted 1 of 3.
     app = make_app(runs_dir)
+    said = notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press(*["down"] * 4, "enter")
         await settle(pilot)
-        await pilot.press("x", "y")
+        await pilot.press("x")
+        question = app.screen
+        assert isinstance(question, ConfirmScreen)
+        # Of 8 planned: 4 finished and 1 failed; 1 running and 2 not begun.
+        assert question.question == "Stop sweep sweep-hl (3 unfinished trials)?"
+        await pilot.press("y")
         await pilot.pause()
-    stopped = sorted(p.parent.name for p in runs_dir.glob("sweep-hl/*/stop.request"))
-    assert stopped == ["trial-004"]
-    assert not (runs_dir / "sweep-hl" / "stop.request").exists()
+    # The sweep's own request, which the sweep's workers read.
+    assert (runs_dir / "sweep-hl" / "stop.request").is_file()
+    assert not list(runs_dir.glob("sweep-hl/*/stop.request"))
+    assert said == [
+        "asked sweep sweep-hl to stop: its 3 unfinished trials are left to "
+        "mlp-backend sweep --resume"
+    ]
+
+
+@synchronous
+async def test_stop_a_stale_run_asks_nothing(runs_dir: Path) -> None:
+    # Once "asked 1 run(s) to stop", of a run whose process is gone.
+    app = make_app(runs_dir)
+    said = notices(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*["down"] * 3, "x")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+    assert not (runs_dir / "delta" / "stop.request").exists()
+    assert said == [
+        "run delta is stale: it is not running, so nothing was asked to stop"
+    ]
+
+
+def test_stop_refusals() -> None:
+    def sweep(state: str, total: int, ended: int) -> RunRow:
+        progress = SweepProgress(total=total, done=ended)
+        return RunRow("s", "s", None, "sweep", state, progress=progress)
+
+    assert stop_refusal(sweep("queued", 3, 0)) is None
+    assert stop_refusal(sweep("running", 3, 2)) is None
+    assert "nothing left" in str(stop_refusal(sweep("finished", 3, 3)))
+    assert "--resume" in str(stop_refusal(sweep("interrupted", 3, 1)))
+    assert "stale" in str(stop_refusal(sweep("stale", 3, 1)))
+    run = RunRow("r", "r", None, "run", "running")
+    assert stop_refusal(run) is None
+    assert "nothing left" in str(stop_refusal(replace(run, state="diverged")))
+
+
+def line_with(table: DataTable[Any], text: str) -> str:
+    """The line of the table as shown that holds ``text``."""
+    lines = [table.render_line(y).text for y in range(table.size.height)]
+    return next(line for line in lines if text in line)
+
+
+@synchronous
+async def test_names_show_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    # A folder named "[red]redname" showed as a red "redname".
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    write_run(runs_dir, "[red]redname")
+    write_run(runs_dir, "[b]gone", state="running", epoch=2)
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs", DataTable)
+        assert "[red]redname" in line_with(table, "redname")
+        assert "[b]gone" in line_with(table, "gone")
+        # A notice quotes the name as it is too.
+        shutil.rmtree(runs_dir / "[b]gone")
+        await poll(pilot)
+        toasts = app.screen.query("Toast")
+        assert [str(toast.render()) for toast in toasts] == ["run [b]gone is gone"]
+
+
+@synchronous
+async def test_unreadable_status_is_told_and_shown(runs_dir: Path) -> None:
+    (runs_dir / "bravo" / "status.json").write_text("[1, 2]")
+    app = make_app(runs_dir)
+    said = notices(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs", DataTable)
+        assert str(table.get_cell("bravo", "state")) == "unreadable"
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        await poll(pilot)
+        status = app.screen.query_one("#run-status", Static)
+        assert "status.json: a JSON list, not an object" in str(status.render())
+    assert said == [f"{runs_dir / 'bravo' / 'status.json'}: a JSON list, not an object"]
 
 
 @synchronous

@@ -117,7 +117,9 @@ def test_deleted_file_gives_a_notice_and_no_error(tmp_path: Path) -> None:
     follower = JsonlFollower(path)
     follower.poll()
     path.unlink()
-    assert follower.poll().records == []
+    chunk = follower.poll()
+    # What was read described the deleted file: readers must forget it.
+    assert chunk.records == [] and chunk.reset
     assert follower.notice is not None and "disappeared" in follower.notice
     path.write_text(_lines(1))
     assert _epochs(follower.poll().records) == [1]

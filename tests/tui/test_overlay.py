@@ -9,9 +9,17 @@ from typing import Any
 from textual.widgets import DataTable
 from textual_plot import PlotWidget
 
-from tests.tui.test_app import SIZE, make_app, poll, settle, shown, synchronous
+from tests.tui.test_app import (
+    SIZE,
+    make_app,
+    notices,
+    poll,
+    settle,
+    shown,
+    synchronous,
+)
 from tests.tui.writer import append_jsonl, metrics_line, write_json, write_run
-from tui.app import MonitorApp, SnapshotReady
+from tui.app import SnapshotReady
 from tui.overlay_screen import OverlayScreen, differing, short_names
 from tui.runs_screen import RunsScreen
 from tui.sweep_screen import SweepScreen
@@ -30,19 +38,6 @@ def three_runs(root: Path) -> Path:
         config["training"]["optimizer"] = "adam"
         write_json(run / "config.json", config)
     return root
-
-
-def notices(app: MonitorApp) -> list[str]:
-    """Record what the app notifies from now on."""
-    said: list[str] = []
-    notify = app.notify
-
-    def record(message: str, **kwargs: Any) -> None:
-        said.append(message)
-        notify(message, **kwargs)
-
-    app.notify = record  # type: ignore[method-assign]
-    return said
 
 
 def table_rows(table: DataTable[Any]) -> list[list[str]]:
@@ -123,6 +118,28 @@ async def test_overlay_two_marked_runs(tmp_path: Path) -> None:
         assert isinstance(app.screen, RunsScreen)
         await poll(pilot)
         assert app.details == {} and app.folder._details == {}
+
+
+@synchronous
+async def test_overlay_settings_show_as_they_are_not_as_markup(
+    tmp_path: Path,
+) -> None:
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    for name, activation in (("one", "[b]relu"), ("two", "tanh")):
+        run = write_run(runs_dir, name)
+        config = json.loads((run / "config.json").read_text())
+        config["model"]["[i]act"] = activation
+        write_json(run / "config.json", config)
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space", "down", "space", "o")
+        await settle(pilot)
+        settings = app.screen.query_one("#overlay-settings", DataTable)
+        lines = [settings.render_line(y).text for y in range(3)]
+        assert "[i]act" in lines[0]
+        assert "[b]relu" in lines[1] and "tanh" in lines[2]
 
 
 @synchronous

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
 from tests.tui.conftest import NOW, fixed_now
-from tests.tui.writer import T0, append_jsonl, metrics_line, write_json, write_run
+from tests.tui.writer import (
+    T0,
+    append_jsonl,
+    metrics_line,
+    write_json,
+    write_run,
+    write_sweep,
+)
 from tui import runs
 from tui.runs import RunsFolder, request_stop
 
@@ -200,8 +210,220 @@ def test_long_names_keep_both_ends() -> None:
 
     key = "sweep-20261203-215227-6dbf/trial-0012"
     row = runs.RunRow(key, "trial-0012", "sweep-20261203-215227-6dbf", "run", "running")
-    name = row_cells(row, grouped=False)["name"]
+    name = str(row_cells(row, grouped=False)["name"])
     assert len(name) == NAME_WIDTH and name.endswith("trial-0012")
     assert name.startswith("sweep-2026") and "…" in name
     assert elide("short", NAME_WIDTH) == "short"
     assert elide("abcdefgh", 5) == "ab…gh"
+
+
+def rendered(renderable: Any) -> str:
+    """What a Rich renderable shows, as plain text."""
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def mixed_metric_sweep(root: Path) -> Path:
+    """A finished sweep of four trials, two per monitored metric.
+
+    As ``sweep --metric val_loss,val_accuracy`` writes it: the best trial by
+    loss is trial-000 (the fastest), and by accuracy trial-003.
+    """
+    trials = [
+        {"speed": 2.0, "lr": 0.1},
+        {"speed": 0.5, "lr": 0.1, "monitor": "val_accuracy"},
+        {"speed": 1.0, "lr": 0.01},
+        {"speed": 1.5, "lr": 0.01, "monitor": "val_accuracy"},
+    ]
+    return write_sweep(root, "mixed", trials)
+
+
+def test_mixed_metric_sweep_compares_like_with_like(tmp_path: Path) -> None:
+    # Once a loss was compared with an accuracy, and the sweep's best was the
+    # trial of the worst accuracy (lower taken as better).
+    root = tmp_path / "runs"
+    mixed_metric_sweep(root)
+    rows = RunsFolder(root, now=fixed_now).poll().rows
+    trials = [row for row in rows.values() if row.sweep == "mixed"]
+    sweep = rows["mixed"]
+    assert sweep.monitor == "val_loss"
+    assert sweep.best == rows["mixed/trial-000"].best
+    assert sweep.test == rows["mixed/trial-000"].test
+    from tui.sweep_screen import heatmap, ranked_trials
+
+    assert [row.name for row in ranked_trials(trials)] == [
+        "trial-000",
+        "trial-002",
+        "trial-003",
+        "trial-001",
+    ]
+    # The heatmap maps only the sweep's metric: one cell per learning rate.
+    text = rendered(heatmap(trials, "training.lr", "training.monitor"))
+    assert "best val_loss" in text and "val_accuracy" not in text
+
+
+def test_runs_sort_by_best_within_one_metric(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    root.mkdir()
+    for name, speed, monitor in (
+        ("loss-good", 2.0, "val_loss"),
+        ("loss-bad", 0.5, "val_loss"),
+        ("acc-good", 2.0, "val_accuracy"),
+        ("acc-bad", 0.5, "val_accuracy"),
+    ):
+        write_run(root, name, speed=speed, monitor=monitor)
+    from tui.runs_screen import sort_rows, sort_value
+
+    rows = list(RunsFolder(root, now=fixed_now).poll().rows.values())
+    # Grouped by metric, and the best of each first, an accuracy too.
+    assert [row.key for row in sort_rows(rows, "best", reverse=False)] == [
+        "acc-good",
+        "acc-bad",
+        "loss-good",
+        "loss-bad",
+    ]
+    assert sort_value(rows[0], "test") is not None
+    by_test = [row.key for row in sort_rows(rows, "test", reverse=False)]
+    assert by_test.index("acc-good") < by_test.index("acc-bad")
+    assert by_test.index("loss-good") < by_test.index("loss-bad")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"state": "runn', "not JSON"),
+        ("[1, 2]", "a JSON list, not an object"),
+        ("", "not JSON"),
+    ],
+)
+def test_unreadable_status_says_so_once(
+    runs_dir: Path, text: str, problem: str
+) -> None:
+    # Once shown as "queued", with nothing said.
+    (runs_dir / "bravo" / "status.json").write_text(text)
+    folder = RunsFolder(runs_dir, now=fixed_now)
+    snapshot = folder.poll()
+    bravo = snapshot.rows["bravo"]
+    assert bravo.state == "unreadable"
+    assert len(bravo.problems) == 1 and problem in bravo.problems[0]
+    assert [n for n in snapshot.notices if "status.json" in n] == [bravo.problems[0]]
+    # Told once while it lasts, not at every look.
+    assert folder.poll().notices == ()
+    # A file that is not there is no problem: the run is not started yet.
+    (runs_dir / "bravo" / "status.json").unlink()
+    bravo = folder.poll().rows["bravo"]
+    assert (bravo.state, bravo.problems) == ("queued", ())
+    write_json(runs_dir / "bravo" / "status.json", {"state": "running"})
+    bravo = folder.poll().rows["bravo"]
+    assert (bravo.state, bravo.problems) == ("running", ())
+
+
+def test_unreadable_summary_of_a_run_without_status(runs_dir: Path) -> None:
+    (runs_dir / "alpha" / "status.json").unlink()
+    (runs_dir / "alpha" / "summary.json").write_text("{oops")
+    assert RunsFolder(runs_dir, now=fixed_now).poll().rows["alpha"].state == (
+        "unreadable"
+    )
+
+
+def test_unreadable_config_and_sweep_spec_are_told(runs_dir: Path) -> None:
+    (runs_dir / "bravo" / "config.json").write_text("{not json")
+    (runs_dir / "sweep-hl" / "sweep.json").write_text("{oops")
+    folder = RunsFolder(runs_dir, now=fixed_now)
+    snapshot = folder.poll()
+    told = [n for n in snapshot.notices if "not JSON" in n]
+    assert len(told) == 2
+    assert any("bravo/config.json" in n for n in told)
+    assert any("sweep-hl/sweep.json" in n for n in told)
+    # The run's state still comes from its status, the sweep's from its
+    # running trial.
+    bravo, sweep = snapshot.rows["bravo"], snapshot.rows["sweep-hl"]
+    assert bravo.state == "running" and sweep.state == "running"
+    assert len(bravo.problems) == 1 and "config.json" in bravo.problems[0]
+    assert len(sweep.problems) == 1 and "sweep.json" in sweep.problems[0]
+    write_json(runs_dir / "sweep-hl" / "sweep.json", {"trials": []})
+    assert "not JSON" not in " ".join(folder.poll().notices)
+
+
+def _sweep_of(root: Path, states: list[str], planned: int | None = None) -> str:
+    trials = [{"state": state, "reason": "fixture"} for state in states]
+    write_sweep(root, "s", trials, planned=planned)
+    return RunsFolder(root, now=fixed_now).poll().rows["s"].state
+
+
+@pytest.mark.parametrize(
+    ("states", "planned", "expected"),
+    [
+        # Diverged trials are results (exit status 0), not failures.
+        (["diverged"] * 4, None, "diverged"),
+        (["finished", "diverged", "pruned"], None, "finished"),
+        # Interrupted trials are resumable, begun or not.
+        (["interrupted"] * 4, None, "interrupted"),
+        (["finished", "interrupted"], 4, "interrupted"),
+        (["finished", "failed"], None, "failed"),
+        (["failed", "interrupted", "stopped"], None, "failed"),
+        (["finished", "stopped"], None, "stopped"),
+        (["finished"], 3, "queued"),
+    ],
+)
+def test_sweep_state_from_its_trials(
+    tmp_path: Path, states: list[str], planned: int | None, expected: str
+) -> None:
+    # Once "failed" whenever no trial finished, with "0 failed" beside it.
+    assert _sweep_of(tmp_path, states, planned) == expected
+
+
+def test_non_finite_metrics_never_win_best(runs_dir: Path) -> None:
+    # Python's JSON reads NaN and Infinity, which the trainer never writes (it
+    # writes null); a NaN once stayed "best" for good.
+    metrics = runs_dir / "bravo" / "metrics.jsonl"
+    metrics.write_text('{"epoch": 1, "val_loss": NaN}\n')
+    good = metrics_line(2)
+    append_jsonl(metrics, [good])
+    folder = RunsFolder(runs_dir, now=fixed_now)
+    assert folder.poll().rows["bravo"].best == pytest.approx(good["val_loss"])
+    with open(metrics, "a") as handle:
+        handle.write('{"epoch": 3, "val_loss": -Infinity}\n')
+    assert folder.poll().rows["bravo"].best == pytest.approx(good["val_loss"])
+
+
+def test_metrics_deleted_and_written_again_start_afresh(runs_dir: Path) -> None:
+    # Once the deleted file's best value stayed with the new file.
+    metrics = runs_dir / "bravo" / "metrics.jsonl"
+    folder = RunsFolder(runs_dir, now=fixed_now)
+    folder.watch({"bravo"})
+    folder.poll()
+    metrics.unlink()
+    folder.poll()
+    worse = [metrics_line(e, 0.1) for e in (1, 2)]
+    append_jsonl(metrics, worse)
+    snapshot = folder.poll()
+    assert snapshot.rows["bravo"].best == pytest.approx(worse[1]["val_loss"])
+    assert [r["epoch"] for r in snapshot.details["bravo"].history] == [1, 2]
+
+
+def test_sweep_with_unreadable_spec_and_no_trial_running(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, "s", [{"state": "finished"}] * 2)
+    (sweep / "sweep.json").write_text("[]")
+    # Whether every planned trial has ended is unknown: not "finished".
+    assert RunsFolder(tmp_path, now=fixed_now).poll().rows["s"].state == "unreadable"
+
+
+def test_heatmap_shows_values_as_they_are_not_as_markup() -> None:
+    from tui.sweep_screen import heatmap
+
+    trials = [
+        runs.RunRow(
+            f"s/t{i}",
+            f"t{i}",
+            "s",
+            "run",
+            "finished",
+            best=0.5 + i,
+            params={"model.activation": name, "training.lr": 0.1},
+        )
+        for i, name in enumerate(("[b]relu", "tanh"))
+    ]
+    text = rendered(heatmap(trials, "model.activation", "training.lr"))
+    assert "[b]relu" in text

@@ -61,6 +61,7 @@ def write_run(
     updated: float | None = None,
     reason: str | None = None,
     summary: bool | None = None,
+    monitor: str = "val_loss",
 ) -> Path:
     """Write a run folder with ``epoch`` epochs of metrics.
 
@@ -78,6 +79,8 @@ def write_run(
         updated: ``updated`` of the status; defaults to one second per epoch.
         reason: Why the run ended, for the states that need one.
         summary: Write ``summary.json``; defaults to whether the run ended.
+        monitor: The metric that picks the best epoch (a loss is minimised,
+            anything else maximised).
 
     Returns:
         The run folder.
@@ -91,7 +94,7 @@ def write_run(
             "created": T0,
             "task": "binary",
             "model": {"hidden": list(hidden), "activation": "relu"},
-            "training": {"epochs": epochs, "lr": lr, "monitor": "val_loss"},
+            "training": {"epochs": epochs, "lr": lr, "monitor": monitor},
             "backend": {"name": "numpy", "device": "cpu", "dtype": "float32"},
             "sweep": sweep,
             "trial": trial,
@@ -120,7 +123,8 @@ def write_run(
     if summary is None:
         summary = state != "running"
     if summary and records:
-        best = min(records, key=lambda r: r["val_loss"])
+        sign = 1 if monitor.endswith("loss") else -1
+        best = min(records, key=lambda r: sign * r[monitor])
         write_json(
             run / "summary.json",
             {
@@ -128,8 +132,8 @@ def write_run(
                 "epochs_run": epoch,
                 "best_epoch": best["epoch"],
                 "seconds": float(epoch),
-                "monitor": "val_loss",
-                "best_value": best["val_loss"],
+                "monitor": monitor,
+                "best_value": best[monitor],
                 "test": {"accuracy": best["val_accuracy"] - 0.01},
                 "reason": reason,
             },
