@@ -422,14 +422,15 @@ def _version(distribution: str) -> str | None:
     type=float,
     default=1.0,
     show_default=True,
-    help="Seconds between redraws.",
+    help="Seconds between redraws (0.05 to 3600).",
 )
 def monitor(runs_dir: Path, refresh: float) -> None:
     """Follow training runs and sweeps live in the terminal."""
-    from tui import check_runs_dir, run_monitor
+    from tui import check_refresh, check_runs_dir, run_monitor
 
-    if refresh <= 0:
-        raise UsageError(f"--refresh: must be positive, got {refresh}")
+    problem = check_refresh(refresh)
+    if problem is not None:
+        raise UsageError(f"--refresh: {problem}")
     problem = check_runs_dir(runs_dir)
     if problem is not None:
         raise UsageError(f"RUNS_DIR: {problem}")

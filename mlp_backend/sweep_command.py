@@ -134,12 +134,14 @@ def sweep(open_monitor: bool, **options: Any) -> None:
     click.echo(
         f"sweep {path}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     )
+    resume = f"mlp-backend sweep --resume {path}"
     if interrupted():
-        click.echo(
-            f"sweep interrupted; continue it with: mlp-backend sweep --resume {path}",
-            err=True,
-        )
+        click.echo(f"sweep interrupted; continue it with: {resume}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    if states.get("interrupted"):
+        # A stop.request (the monitor's x): a request, so not exit code 130,
+        # as a train run stopped that way exits 0.
+        click.echo(f"sweep stopped on request; continue it with: {resume}", err=True)
     if states.get("failed"):
         sys.exit(EXIT_RUN_FAILED)
 

@@ -352,6 +352,15 @@ def test_case_b09_fake_cupy_without_device(tmp_path, subset):
     assert entries(runs) == ["auto"]
 
 
+@pytest.mark.parametrize("refresh", ["nan", "1e-9", "inf", "0"])
+def test_monitor_refuses_a_refresh_that_would_spin_or_never_draw(tmp_path, refresh):
+    result = invoke("monitor", tmp_path, "--refresh", refresh)
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        "error: --refresh: expected seconds from 0.05 to 3600, got "
+    ), result.output
+
+
 def test_info_runs():
     result = invoke("info")
     assert result.exit_code == 0, result.output

@@ -792,3 +792,28 @@ def test_trial_options_beside_a_spec_are_refused(
         "instead of on the command line\n"
     )
     assert not runs.exists()
+
+
+def test_a_sweep_stopped_on_request_says_how_to_go_on(
+    small_magic: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import mlp_backend.job
+
+    def sweep_stop_request(self) -> bool:
+        # As the monitor's x writes it: the sweep folder's stop.request.
+        for path in self.also:
+            path.touch()
+        return True
+
+    monkeypatch.setattr(mlp_backend.job.StopFlag, "__call__", sweep_stop_request)
+    runs = tmp_path / "runs"
+    args = ["--data", str(small_magic), "--runs-dir", str(runs), "--name", "s"]
+    args += ["--hidden", "4,8", "--epochs", "2", "--workers", "1"]
+    result = CliRunner().invoke(cli, ["-q", "sweep", *args])
+    assert result.exit_code == 0, result.output
+    states = {r["state"] for r in SweepFolder(runs / "s").results().values()}
+    assert states == {"interrupted"}, result.output
+    assert result.output.endswith(
+        "sweep stopped on request; continue it with: mlp-backend sweep --resume "
+        f"{runs / 's'}\n"
+    ), result.output

@@ -7,9 +7,14 @@ nor CuPy.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-__all__ = ["check_runs_dir", "run_monitor"]
+__all__ = ["check_refresh", "check_runs_dir", "run_monitor"]
+
+#: The shortest and longest times between looks: shorter only spins the CPU
+#: (a nan or 1e-9 never let the screen draw), longer never updates.
+REFRESH_RANGE = (0.05, 3600.0)
 
 
 def check_runs_dir(path: Path) -> str | None:
@@ -29,6 +34,17 @@ def check_runs_dir(path: Path) -> str | None:
         return f"runs folder {path} does not exist; pass the runs folder"
     if not path.is_dir():
         return f"{path} is not a folder; pass the runs folder"
+    return None
+
+
+def check_refresh(seconds: float) -> str | None:
+    """Why ``seconds`` cannot be the time between looks, or None when it can.
+
+    Every entry point checks with this, as with :func:`check_runs_dir`.
+    """
+    low, high = REFRESH_RANGE
+    if not (math.isfinite(seconds) and low <= seconds <= high):
+        return f"expected seconds from {low:g} to {high:g}, got {seconds:g}"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tui import check_runs_dir, run_monitor
+from tui import check_refresh, check_runs_dir, run_monitor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     problem = check_runs_dir(args.runs_dir)
     if problem is not None:
         parser.error(problem)
-    if args.refresh <= 0:
-        parser.error(f"--refresh must be positive, got {args.refresh}")
+    problem = check_refresh(args.refresh)
+    if problem is not None:
+        parser.error(f"--refresh: {problem}")
     run_monitor(args.runs_dir, refresh=args.refresh)
 
 

@@ -30,8 +30,13 @@ def test_missing_runs_dir_exits_2(
         entry.main([str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2
     assert check_runs_dir(tmp_path / "nowhere") in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        entry.main([str(tmp_path), "--refresh", "0"])
-    assert exit_info.value.code == 2
+    # A nan or a tiny time never let the screen draw; inf never updates it.
+    for bad in ("0", "-1", "nan", "1e-9", "inf"):
+        with pytest.raises(SystemExit) as exit_info:
+            entry.main([str(tmp_path), "--refresh", bad])
+        assert exit_info.value.code == 2
+        assert "--refresh: expected seconds from 0.05 to 3600" in (
+            capsys.readouterr().err
+        )
     entry.main([str(tmp_path), "--refresh", "0.5"])
     assert opened == [tmp_path]
