@@ -96,7 +96,7 @@ def _too_few_rows(
         f"have fewer than 3 rows: {', '.join(small[:5])}"
         + (", ..." if len(small) > 5 else "")
     )
-    if len(classes) > 10 and all(_is_number(c) for c in classes):
+    if len(classes) > 10 and _numbers(classes):
         return (
             f"{message}; the label column holds {len(classes)} distinct numbers: "
             "for a numeric target, give --task regression"
@@ -104,9 +104,10 @@ def _too_few_rows(
     return f"{message}; give more rows of those classes"
 
 
-def _is_number(text: str) -> bool:
+def _numbers(labels: list[str]) -> bool:
+    """Whether every label reads as a number."""
     try:
-        float(text)
+        np.asarray(labels, dtype=np.float64)
     except ValueError:
         return False
     return True
