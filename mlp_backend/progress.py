@@ -6,6 +6,7 @@ itself only logs.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -37,7 +38,8 @@ class ProgressDisplay:
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
         figures = (
-            f"loss {record['train_loss']:.4f}  {self.metric} {record[self.metric]:.4f}"
+            f"loss {_shown(record['train_loss'])}  "
+            f"{self.metric} {_shown(record[self.metric])}"
         )
         self.progress.update(self.task, completed=record["epoch"], figures=figures)
 
@@ -56,7 +58,7 @@ class PlainLines:
 
     def on_epoch(self, member: int, record: dict[str, Any]) -> None:
         figures = "  ".join(
-            f"{k} {v:.4f}"
+            f"{k} {_shown(v)}"
             for k, v in record.items()
             if k.startswith(("train_", "val_")) and isinstance(v, float)
         )
@@ -70,3 +72,9 @@ class PlainLines:
 
     def on_member_end(self, member: int, result: MemberResult) -> None:
         pass
+
+
+def _shown(value: float) -> str:
+    """A figure as the line shows it; one that is not finite (the ROC area of
+    a validation part of one class) is undefined, as the files' null says."""
+    return f"{value:.4f}" if math.isfinite(value) else "n/a"

@@ -686,3 +686,12 @@ def test_weight_decay_shrinks_trained_weights(backend32):
             sum(float(np.sum(W.astype(np.float64) ** 2)) for W in result.params[::2])
         )
     assert norms[1] < 0.7 * norms[0]
+
+
+def test_plain_lines_show_an_undefined_figure_as_such(capsys):
+    from mlp_backend.progress import PlainLines
+
+    record = {"epoch": 1, "train_loss": 0.25, "val_loss": 0.5}
+    PlainLines(2).on_epoch(0, {**record, "val_roc_auc": math.nan})
+    line = capsys.readouterr().err
+    assert "train_loss 0.2500  val_loss 0.5000  val_roc_auc n/a  eta " in line
