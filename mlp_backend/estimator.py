@@ -237,13 +237,7 @@ class _MLP:
             X_val, y_val = X[val_rows], target[val_rows]
             X, target = X[split.train], target[split.train]
         else:
-            X_val = _features(eval_set[0])
-            y_val, _, _ = self._encode(eval_set[1], fit=False)
-            if X_val.shape[0] != y_val.shape[0] or X_val.shape[1] != X.shape[1]:
-                raise UsageError(
-                    f"eval_set: X of shape {X_val.shape} and y of {y_val.shape[0]} "
-                    f"labels do not match each other or X's {X.shape[1]} features"
-                )
+            X_val, y_val = self._eval_set(eval_set, X.shape[1])
 
         self.standardizer_ = (
             Standardizer.fit(X, self.feature_names_)
@@ -281,6 +275,29 @@ class _MLP:
         self.task_ = task
         self._set_params(self.result_.params)
         return self
+
+    def _eval_set(self, eval_set: Any, n_features: int) -> tuple[np.ndarray, Any]:
+        """``eval_set`` as validation rows and their encoded labels."""
+        if not (isinstance(eval_set, (tuple, list)) and len(eval_set) == 2):
+            got = type(eval_set).__name__
+            if isinstance(eval_set, (tuple, list)):
+                got += f" of {len(eval_set)}"
+            raise UsageError(
+                "eval_set: expected a pair (X, y) of validation rows and labels, "
+                f"got a {got}"
+            )
+        try:
+            X_val = _features(eval_set[0])
+            y_val, _, _ = self._encode(eval_set[1], fit=False)
+        except UsageError as exc:
+            raise UsageError(f"eval_set: {exc}") from None
+        rows = X_val.shape[0]
+        if rows == 0 or rows != y_val.shape[0] or X_val.shape[1] != n_features:
+            raise UsageError(
+                f"eval_set: X of shape {X_val.shape} and y of {y_val.shape[0]} "
+                f"labels do not match each other or X's {n_features} features"
+            )
+        return X_val, y_val
 
     def _training_data(
         self, X: Any, y: Any, feature_names: Sequence[str] | None
@@ -474,10 +491,23 @@ class MLPClassifier(_MLP):
         if fit:
             self.classes_ = self._class_order(y)
             self.encoding_ = Encoding([str(c) for c in self.classes_])
-        # Matched as strings, as a saved model's classes are.
-        index, _ = encode_labels(y.astype(str), classes=self.encoding_.classes)
+        index = self._class_indices(y)
         n = len(self.encoding_.classes)
         return index, ("binary" if n == 2 else "multiclass"), n
+
+    def _class_indices(self, y: np.ndarray) -> np.ndarray:
+        """Each label's index in ``classes_``: numbers match numbers by value
+        (1, 1.0 and True alike), anything else matches as strings, as a saved
+        model's classes are stored."""
+        index_of = {_label_key(c): i for i, c in enumerate(self.classes_.tolist())}
+        keys = [_label_key(v) for v in y.tolist()]
+        unknown = sorted({repr(k) for k in keys if k not in index_of})
+        if unknown:
+            raise UsageError(
+                f"y: labels {', '.join(unknown[:5])} are not among the classes "
+                f"{', '.join(repr(c) for c in self.classes_.tolist())}"
+            )
+        return np.asarray([index_of[k] for k in keys], dtype=np.int64)
 
     def _class_order(self, y: np.ndarray) -> np.ndarray:
         """``classes_``: in ``y``'s own type (so ``predict`` gives labels like
@@ -502,7 +532,8 @@ class MLPClassifier(_MLP):
             )
         if self.positive is None:
             return distinct
-        found = [i for i, c in enumerate(distinct) if str(c) == str(self.positive)]
+        wanted = _label_key(self.positive)
+        found = [i for i, c in enumerate(distinct.tolist()) if _label_key(c) == wanted]
         if distinct.size != 2 or not found:
             raise UsageError(
                 f"positive: {self.positive!r} must be one of exactly two classes; "
@@ -541,12 +572,9 @@ class MLPClassifier(_MLP):
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy on ``(X, y)``."""
-        predicted, y = self.predict(X), _labels(y)
-        if predicted.dtype.kind != y.dtype.kind:
-            # A saved model's classes are strings; labels of another type
-            # are compared as the strings they were matched by.
-            predicted, y = predicted.astype(str), y.astype(str)
-        return float(np.mean(predicted == y))
+        predicted = [_label_key(v) for v in self.predict(X).tolist()]
+        truth = [_label_key(v) for v in _labels(y).tolist()]
+        return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
 
 
 class MLPRegressor(_MLP):
@@ -634,6 +662,14 @@ def _labels(y: Any) -> np.ndarray:
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise UsageError("y holds NaN or infinite values")
     return y
+
+
+def _label_key(label: Any) -> Any:
+    """What a label is matched by: its value for a number (so 1, 1.0 and True
+    are one class, as Python's equality has it), else its string."""
+    if isinstance(label, (bool, int, float, np.number, np.bool_)):
+        return label.item() if isinstance(label, (np.number, np.bool_)) else label
+    return str(label)
 
 
 def _refuse_continuous(classes: np.ndarray) -> None:

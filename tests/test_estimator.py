@@ -189,6 +189,15 @@ def test_labels_keep_their_type_as_in_sklearn():
     assert np.mean(flipped.predict(X) == predicted) > 0.95
     with pytest.raises(UsageError, match="^positive: 7 must be one of exactly two"):
         MLPClassifier(**FAST, positive=7).fit(X, numbers)
+    # Numbers are matched by value, whatever their type: 1, 1.0 and True.
+    accuracy = model.score(X, numbers)
+    assert model.score(X, numbers.astype(float)) == accuracy
+    assert model.score(X, numbers == 1) == accuracy
+    assert flags.score(X, numbers) == flags.score(X, numbers == 1)
+    floats = MLPClassifier(**FAST, positive=0).fit(X, numbers.astype(float))
+    assert floats.classes_.tolist() == [1.0, 0.0]
+    with pytest.raises(UsageError, match=r"^eval_set: y: labels 2 are not among"):
+        model.fit(X, numbers, eval_set=(X[:10], np.full(10, 2)))
 
 
 def test_a_fitted_model_pickles():
@@ -270,9 +279,14 @@ def test_a_diverged_fit_warns():
 
 def test_an_eval_set_that_does_not_match_is_refused():
     X, y = blobs(n=120)
-    for bad in ((X[:50], y[:40]), (X[:50, :2], y[:50])):
+    for bad in ((X[:50], y[:40]), (X[:50, :2], y[:50]), (X[:0], y[:0])):
         with pytest.raises(UsageError, match="^eval_set: X of shape"):
             MLPClassifier(**FAST).fit(X, y, eval_set=bad)
+    for bad in ([(X[:50], y[:50])], (X[:50], y[:50], None), X[:50]):
+        with pytest.raises(UsageError, match=r"^eval_set: expected a pair \(X, y\)"):
+            MLPClassifier(**FAST).fit(X, y, eval_set=bad)
+    with pytest.raises(UsageError, match="^eval_set: X must hold numbers"):
+        MLPClassifier(**FAST).fit(X, y, eval_set=(np.full((5, 3), "a"), y[:5]))
 
 
 def test_same_seed_same_predictions():
