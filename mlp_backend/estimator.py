@@ -49,6 +49,7 @@ from mlp_backend.train import (
     MemberState,
     TrainConfig,
     Trainer,
+    check_member,
     check_metric,
     to_device,
 )
@@ -202,9 +203,33 @@ class _MLP:
     ) -> _MLP:
         args = (eval_set, callbacks, should_stop, feature_names, checkpoint, resume)
         try:
+            self._check_types()
+            # The shared checks, before any work: the split's seed is ours.
+            self.train_config().check()
+            check_member(self.member())
             return self._train(X, y, *args)
         except UsageError as exc:
             raise _naming_parameters(exc) from None
+
+    def _check_types(self) -> None:
+        """Refuses parameters of the wrong type, which int() or float() would
+        quietly turn into others (a batch_size of 2.5 into 2, "no" into True)."""
+        for name in ("batch_size", "epochs", "patience", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, np.integer)
+            ):
+                raise UsageError(f"{name}: expected an integer, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "validation_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise UsageError(f"{name}: expected a number, got {value!r}")
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise UsageError(
+                f"standardize: expected True or False, got {self.standardize!r}"
+            )
 
     def _train(
         self,
@@ -641,14 +666,17 @@ def _naming_parameters(exc: UsageError) -> UsageError:
 
 
 def _widths(hidden: Any) -> tuple[int, ...]:
-    """``hidden`` as layer widths; an int is one layer."""
-    if isinstance(hidden, (int, np.integer)):
+    """``hidden`` as layer widths; an int is one layer (a bool is no width)."""
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
         return (int(hidden),)
     if not isinstance(hidden, str):
         try:
-            return tuple(operator.index(h) for h in hidden)
+            widths = tuple(operator.index(h) for h in hidden)
         except TypeError:
             pass
+        else:
+            if not any(isinstance(h, (bool, np.bool_)) for h in hidden):
+                return widths
     raise UsageError(f"hidden: expected widths like (64, 32), got {hidden!r}")
 
 

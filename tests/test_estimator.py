@@ -268,6 +268,27 @@ def test_objects_holding_numbers_are_numbers():
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
+@pytest.mark.parametrize(
+    "name,value,said",
+    [
+        ("batch_size", 2.5, "^batch_size: expected an integer, got 2.5$"),
+        ("batch_size", "32", "^batch_size: expected an integer, got '32'$"),
+        ("epochs", True, "^epochs: expected an integer, got True$"),
+        ("seed", 1.5, "^seed: expected an integer, got 1.5$"),
+        ("seed", None, "^seed: expected an integer, got None$"),
+        ("seed", -1, "^seed: must be 0 or more, got -1$"),
+        ("lr", "0.1", "^lr: expected a number, got '0.1'$"),
+        ("standardize", "no", "^standardize: expected True or False, got 'no'$"),
+        ("hidden", True, "^hidden: expected widths like"),
+        ("hidden", (8, True), "^hidden: expected widths like"),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_refused(name, value, said):
+    X, y = blobs(n=60)
+    with pytest.raises(UsageError, match=said):
+        MLPClassifier(**{**FAST, name: value}).fit(X, y)
+
+
 def test_a_diverged_fit_warns():
     X, y = blobs(n=120)
     with pytest.warns(MLPBackendWarning, match="MLPClassifier diverged: loss or") as w:
