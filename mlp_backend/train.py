@@ -712,16 +712,18 @@ class Trainer:
                     state, reason = "stopped", f"stop requested during epoch {epoch}"
                 elif j in pruned:
                     state, reason = "pruned", f"pruned after epoch {epoch}"
+                elif epoch == cfg.epochs:
+                    # The last epoch ends the run even where patience ran
+                    # out with it: that is no early stop.
+                    state, reason = "finished", None
                 elif cfg.patience and tracker.waited >= cfg.patience:
                     state, reason = (
                         "finished",
                         (
                             f"early stop at epoch {epoch}: no better {cfg.monitor} "
-                            f"for {cfg.patience} epochs"
+                            f"for {epochs_text(cfg.patience)}"
                         ),
                     )
-                elif epoch == cfg.epochs:
-                    state, reason = "finished", None
                 else:
                     continue
                 # The weights of the best whole epoch; of none yet, those the
@@ -854,3 +856,8 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_member_end(j, result)
         return result
+
+
+def epochs_text(count: int) -> str:
+    """``1 epoch``, ``2 epochs``: for messages."""
+    return "1 epoch" if count == 1 else f"{count} epochs"

@@ -52,7 +52,7 @@ from mlp_backend.runs import (
     create_folder,
     read_json,
 )
-from mlp_backend.train import MemberState, check_memory, check_metric
+from mlp_backend.train import MemberState, check_memory, check_metric, epochs_text
 
 logger = logging.getLogger(__name__)
 
@@ -330,14 +330,10 @@ def _binary_logits(estimator, X: np.ndarray) -> np.ndarray | None:
     return estimator.decision_function(X)
 
 
-def _epochs(count: int) -> str:
-    return "1 epoch" if count == 1 else f"{count} epochs"
-
-
 def _report(path: Path, summary: dict[str, Any]) -> None:
     from mlp_backend.cli import print_metrics
 
-    line = f"run {summary['state']} after {_epochs(summary['epochs_run'])}"
+    line = f"run {summary['state']} after {epochs_text(summary['epochs_run'])}"
     if summary["best_epoch"]:
         line += f" (best epoch {summary['best_epoch']})"
     line += f" in {summary['seconds']:.1f}s"

@@ -695,3 +695,20 @@ def test_plain_lines_show_an_undefined_figure_as_such(capsys):
     PlainLines(2).on_epoch(0, {**record, "val_roc_auc": math.nan})
     line = capsys.readouterr().err
     assert "train_loss 0.2500  val_loss 0.5000  val_roc_auc n/a  eta " in line
+
+
+def test_patience_that_runs_out_in_the_last_epoch_is_no_early_stop(backend32):
+    train, val = synthetic(n=120, seed=3)
+    data = to_device(backend32, "binary", 2, train, val)
+    member = [Member(hidden=(8,), lr=5.0, seed=0)]
+    long = Trainer(
+        backend32, TrainConfig(batch_size=8, epochs=20, patience=1), member, data
+    )
+    (stopped,) = long.run()
+    assert stopped.reason == (
+        f"early stop at epoch {stopped.epochs_run}: no better val_loss for 1 epoch"
+    )
+    config = TrainConfig(batch_size=8, epochs=stopped.epochs_run, patience=1)
+    (ended,) = Trainer(backend32, config, member, data).run()
+    assert (ended.state, ended.reason) == ("finished", None)
+    assert ended.epochs_run == stopped.epochs_run
