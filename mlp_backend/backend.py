@@ -275,8 +275,9 @@ def resolve_name(name: str | None = None, dtype: str = "float32") -> str:
     if name == "cupy":
         problem = cupy_problem()
         if problem is not None:
+            asked = "--backend cupy" if source == "--backend" else f"{source}=cupy"
             raise BackendError(
-                f"--backend cupy: {problem}; install a CuPy build that matches the "
+                f"{asked}: {problem}; install a CuPy build that matches the "
                 "CUDA driver (pip install 'mlp-backend[gpu]') or use --backend numpy"
             )
         return name

@@ -77,7 +77,9 @@ def test_environment_variable_chooses_the_backend(monkeypatch):
         get_backend(None)
 
 
-def test_real_cupy_without_device_falls_back_and_explicit_cupy_fails(caplog):
+def test_real_cupy_without_device_falls_back_and_explicit_cupy_fails(
+    caplog, monkeypatch
+):
     cupy = pytest.importorskip("cupy")
     if cupy.cuda.is_available():
         pytest.skip("a CUDA device is present: the fallback case does not arise")
@@ -88,6 +90,10 @@ def test_real_cupy_without_device_falls_back_and_explicit_cupy_fails(caplog):
         BackendError, match="--backend cupy: .*CUDA|--backend cupy: .*cuda"
     ):
         get_backend("cupy")
+    # Asked for through the environment, the message says so.
+    monkeypatch.setenv("MLP_BACKEND", "CUPY")
+    with pytest.raises(BackendError, match="^MLP_BACKEND=cupy: "):
+        get_backend(None)
 
 
 def test_training_scope_restores_blas_threads():
