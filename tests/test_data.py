@@ -529,7 +529,7 @@ def test_encode_labels_errors() -> None:
         encode_labels(np.array(["g", "x"]), classes=MAGIC_CLASSES)
     with pytest.raises(DataError, match="at least two"):
         encode_labels(np.array(["g", "g"]))
-    with pytest.raises(UsageError, match="positive 'q'"):
+    with pytest.raises(UsageError, match="^--positive: 'q' must be one of exactly two classes"):
         encode_labels(np.array(["g", "h"]), positive="q")
     with pytest.raises(UsageError, match="positive 'h'"):
         encode_labels(np.array(["g", "h"]), positive="h", classes=MAGIC_CLASSES)

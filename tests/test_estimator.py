@@ -189,6 +189,8 @@ def test_labels_keep_their_type_as_in_sklearn():
     assert np.mean(flipped.predict(X) == predicted) > 0.95
     with pytest.raises(UsageError, match="^positive: 7 must be one of exactly two"):
         MLPClassifier(**FAST, positive=7).fit(X, numbers)
+    with pytest.raises(UsageError, match="^positive: 'no' contradicts the class order"):
+        MLPClassifier(**FAST, positive="no").fit(X, y, classes=["no", "yes"])
     # Numbers are matched by value, whatever their type: 1, 1.0 and True.
     accuracy = model.score(X, numbers)
     assert model.score(X, numbers.astype(float)) == accuracy

@@ -65,7 +65,7 @@ def encode_labels(
             )
         if positive is not None and (len(order) != 2 or order[1] != positive):
             raise UsageError(
-                f"--positive {positive!r} contradicts the class order {order}"
+                f"--positive: {positive!r} contradicts the class order {order}"
             )
     else:
         order = [str(u) for u in distinct]
@@ -77,7 +77,7 @@ def encode_labels(
         if positive is not None:
             if len(order) != 2 or positive not in order:
                 raise UsageError(
-                    f"--positive {positive!r} must be one of exactly two classes; "
+                    f"--positive: {positive!r} must be one of exactly two classes; "
                     f"the labels are {', '.join(repr(c) for c in order)}"
                 )
             order.remove(positive)
