@@ -529,9 +529,11 @@ def test_encode_labels_errors() -> None:
         encode_labels(np.array(["g", "x"]), classes=MAGIC_CLASSES)
     with pytest.raises(DataError, match="at least two"):
         encode_labels(np.array(["g", "g"]))
-    with pytest.raises(UsageError, match="^--positive: 'q' must be one of exactly two classes"):
+    with pytest.raises(
+        UsageError, match="^--positive: 'q' must be one of exactly two classes"
+    ):
         encode_labels(np.array(["g", "h"]), positive="q")
-    with pytest.raises(UsageError, match="positive 'h'"):
+    with pytest.raises(UsageError, match="^--positive: 'h' contradicts"):
         encode_labels(np.array(["g", "h"]), positive="h", classes=MAGIC_CLASSES)
     with pytest.raises(UsageError, match="distinct"):
         encode_labels(np.array(["g"]), classes=["g", "g"])
