@@ -104,6 +104,21 @@ def _too_few_rows(
     return f"{message}; give more rows of those classes"
 
 
+def _refuse_fractions(path: Path, classes: list[str]) -> None:
+    """Refuses class labels that are numbers and not all whole ones: a numeric
+    target, each value of which would otherwise become a class (as the
+    estimator refuses them)."""
+    if not _numbers(classes):
+        return
+    values = np.asarray(classes, dtype=np.float64)
+    fractions = values[values != np.round(values)]
+    if fractions.size:
+        raise DataError(
+            f"{path}: labels such as {fractions[0]:g} are not whole numbers, so "
+            "not classes: for a numeric target, give --task regression"
+        )
+
+
 def _numbers(labels: list[str]) -> bool:
     """Whether every label reads as a number."""
     try:
@@ -172,6 +187,7 @@ def load_dataset(
         except MLPBackendError as exc:
             raise type(exc)(f"{path}: {exc}") from None
         classes = list(encoding.classes)
+        _refuse_fractions(path, classes)
         kind = "binary" if len(classes) == 2 else "multiclass"
     X = table.X
 

@@ -847,13 +847,25 @@ def test_a_numeric_target_read_as_classes_suggests_regression(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     path = tmp_path / "numbers.csv"
-    np.savetxt(path, np.c_[X, X @ [1.0, 2.0, 3.0]], delimiter=",", fmt="%.6f")
+    # Whole numbers, such as counts: each value would be a class of one row.
+    np.savetxt(path, np.c_[X, np.arange(60) * 7], delimiter=",", fmt="%.6f")
     result = invoke("train", "--data", path, "--runs-dir", tmp_path / "runs", *FAST)
     assert result.exit_code == 2, result.output
     assert "the label column holds 60 distinct numbers: for a numeric target, " in (
         result.output
     )
     assert "give --task regression" in result.output
+
+
+def test_fractional_labels_are_refused_as_a_numeric_target(tmp_path):
+    path = tmp_path / "halves.csv"
+    path.write_text("".join(f"{i},{i % 3 + 0.5}\n" for i in range(60)))
+    result = invoke("train", "--data", path, "--runs-dir", tmp_path / "runs", *FAST)
+    assert result.exit_code == 2, result.output
+    assert result.output.endswith(
+        f"error: {path}: labels such as 0.5 are not whole numbers, so not classes: "
+        "for a numeric target, give --task regression\n"
+    ), result.output
 
 
 def test_monitor_flag_runs_the_job_beside_the_monitor(
