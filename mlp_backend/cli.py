@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from click.core import ParameterSource
 
 from mlp_backend import __version__
 from mlp_backend.defaults import DEFAULTS
@@ -33,7 +32,12 @@ from mlp_backend.errors import (
     OutputError,
     UsageError,
 )
-from mlp_backend.options import BACKEND, data_options, option_name, task_options
+from mlp_backend.options import (
+    BACKEND,
+    data_options,
+    refuse_on_resume,
+    task_options,
+)
 
 logger = logging.getLogger("mlp_backend")
 
@@ -262,18 +266,7 @@ RESUME_KEEPS = ("resume", "backend", "runs_dir")
 def train(open_monitor: bool, **options: Any) -> None:
     """Train one network; with no options, a good default network on MAGIC."""
     if options["resume"] is not None:
-        ctx = click.get_current_context()
-        given = [
-            option_name(name)
-            for name in options
-            if name not in RESUME_KEEPS
-            and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-        ]
-        if given:
-            raise UsageError(
-                "--resume: the run keeps its own settings; leave out "
-                + ", ".join(given)
-            )
+        refuse_on_resume(options, RESUME_KEEPS, "the run keeps its own settings")
     if open_monitor:
         from mlp_backend.launch import run_with_monitor
 

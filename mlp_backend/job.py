@@ -108,9 +108,10 @@ def _refuse_fractions(path: Path, classes: list[str]) -> None:
     """Refuses class labels that are numbers and not all whole ones: a numeric
     target, each value of which would otherwise become a class (as the
     estimator refuses them)."""
-    if not _numbers(classes):
+    try:
+        values = np.asarray(classes, dtype=np.float64)
+    except ValueError:
         return
-    values = np.asarray(classes, dtype=np.float64)
     fractions = values[values != np.round(values)]
     if fractions.size:
         raise DataError(

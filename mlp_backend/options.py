@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from mlp_backend.errors import UsageError
 
@@ -17,6 +18,25 @@ from mlp_backend.errors import UsageError
 def option_name(key: str) -> str:
     """The command-line flag of a training or trial key (``--batch-size``)."""
     return "--" + key.replace("_", "-")
+
+
+def refuse_on_resume(options: dict[str, Any], keeps: tuple[str, ...], why: str) -> None:
+    """Refuses, beside ``--resume``, the options typed on the command line but
+    ``keeps``: the folder holds what they would set. An option left at its
+    default is not given; one typed with its default value is.
+
+    Raises:
+        UsageError: ``--resume: {why}; leave out`` the options given.
+    """
+    ctx = click.get_current_context()
+    given = [
+        option_name(name)
+        for name in options
+        if name not in keeps
+        and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UsageError(f"--resume: {why}; leave out " + ", ".join(given))
 
 
 BACKEND = click.option(

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED
-from mlp_backend.options import data_options, option_name, task_options
+from mlp_backend.options import (
+    data_options,
+    option_name,
+    refuse_on_resume,
+    task_options,
+)
 from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
 
 
@@ -104,6 +108,19 @@ def sweep_options(f: Any) -> Any:
     return f
 
 
+#: Options that ``sweep --resume`` takes besides the sweep's own settings:
+#: where and how its trials run, not what they train.
+RESUME_KEEPS = (
+    "resume",
+    "runs_dir",
+    "workers",
+    "scheduler",
+    "dask_local",
+    "max_group",
+    "max_bytes",
+)
+
+
 @click.command()
 @sweep_options
 @click.option(
@@ -112,9 +129,9 @@ def sweep_options(f: Any) -> Any:
 def sweep(open_monitor: bool, **options: Any) -> None:
     """Train many configurations, fused into stacks, over local or Dask workers."""
     if options["resume"] is not None:
-        # The folder holds what the sweep trains: run_sweep refuses the
-        # options given that would change it, so the defaults stay behind.
-        options = _given(options)
+        refuse_on_resume(
+            options, RESUME_KEEPS, "the sweep keeps its own trials and settings"
+        )
     if open_monitor:
         from mlp_backend.launch import run_with_monitor
 
@@ -144,16 +161,6 @@ def sweep(open_monitor: bool, **options: Any) -> None:
         click.echo(f"sweep stopped on request; continue it with: {resume}", err=True)
     if states.get("failed"):
         sys.exit(EXIT_RUN_FAILED)
-
-
-def _given(options: dict[str, Any]) -> dict[str, Any]:
-    """The options given on the command line, as ``train --resume`` counts them."""
-    ctx = click.get_current_context()
-    return {
-        key: value
-        for key, value in options.items()
-        if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE
-    }
 
 
 @click.command()

@@ -38,9 +38,6 @@ logger = logging.getLogger(__name__)
 PRUNERS = ("halving",)
 #: The options that say where trials run: one at a time.
 PLACES = ("workers", "scheduler", "dask_local")
-#: Options that ``sweep --resume`` takes besides the sweep's own settings:
-#: where and how its trials run, not what they train.
-RESUME_KEEPS = ("resume", "runs_dir", *PLACES, "max_group", "max_bytes")
 
 
 def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
@@ -99,33 +96,17 @@ def _check_execution(options: dict[str, Any]) -> None:
         )
 
 
-def _check_resume(options: dict[str, Any]) -> None:
-    # A flag left off is False; any other option given has a value.
-    given = [
-        option_name(key)
-        for key, value in options.items()
-        if key not in RESUME_KEEPS and value is not None and value is not False
-    ]
-    if given:
-        raise UsageError(
-            "--resume: the sweep keeps its own trials and settings; leave out "
-            + ", ".join(given)
-        )
-
-
 def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     """Plans, runs and records a sweep (or resumes one).
 
     Args:
         options: The ``sweep`` command's options by parameter name. With
-            ``resume`` only the options given: those that would change what
-            the recorded sweep trains are refused (see :data:`RESUME_KEEPS`).
+            ``resume`` the sweep folder's own settings stand; the command
+            refuses options beside it that would change them.
 
     Returns:
         The sweep folder and the results records of every trial.
     """
-    if options.get("resume"):
-        _check_resume(options)
     _check_execution(options)
     if options.get("resume"):
         folder = SweepFolder(Path(options["resume"]))
