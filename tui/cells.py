@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual.widgets import DataTable
 
 from tui.runs import RunRow
 
@@ -133,3 +136,25 @@ def row_cells(row: RunRow, grouped: bool) -> dict[str, Text]:
         "elapsed": Text(duration(row.elapsed)),
         "eta": Text(duration(row.eta)),
     }
+
+
+def fill_table(
+    table: DataTable[Any], headers: dict[str, Text], rows: dict[str, list[Text]]
+) -> None:
+    """Replace a table's columns and rows, each column as wide as its widest cell.
+
+    Args:
+        table: The table to fill.
+        headers: Each column's key and header, in order.
+        rows: Each row's key and cells, in the order of ``headers``.
+    """
+    table.clear(columns=True)
+    # Widths measured here rather than left to the table: it sizes auto
+    # columns on a later idle pass but keeps cells it rendered before at their
+    # header's width, so a table drawn in between stayed cut short until
+    # something else changed it (CI pictured the overlay's so, one run in five).
+    for column, (key, header) in enumerate(headers.items()):
+        cells = [header, *(row[column] for row in rows.values())]
+        table.add_column(header, key=key, width=max(t.cell_len for t in cells))
+    for key, row in rows.items():
+        table.add_row(*row, key=key)

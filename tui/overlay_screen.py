@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plot import PlotWidget
 
+from tui.cells import fill_table
 from tui.charts import COLOURS, draw
 from tui.curves import CLASSIFICATION_METRICS, LOSS_METRICS, REGRESSION_METRICS
 from tui.run_screen import SMOOTHING_WINDOWS
@@ -191,24 +192,22 @@ class OverlayScreen(Screen[None]):
         self._table_of = state
         names = differing(configs)
         short = short_names(names)
-        table = self.query_one("#overlay-settings", DataTable)
-        table.clear(columns=True)
-        table.add_column("run", key="run")
         # Setting names and values come from the files: Text, never markup.
-        for name in names:
-            table.add_column(Text(short[name]), key=name)
-        if not names:
-            table.add_column("settings", key="settings")
-        self.columns = [short[name] for name in names]
+        headers = {"run": Text("run")} | {name: Text(short[name]) for name in names}
+        rows: dict[str, list[Text]] = {}
         for index, (key, config) in enumerate(zip(self.keys, configs, strict=True)):
             params = settings(config)
             colour = COLOURS[index % len(COLOURS)]
-            cells: list[Text | str] = [Text(f"━ {self.labels[key]}", style=colour)]
+            cells = [Text(f"━ {self.labels[key]}", style=colour)]
             cells.extend(Text(value_text(params.get(name))) for name in names)
-            if not names:
-                known = any(config is not None for config in configs)
-                cells.append("the same in every run" if known else "reading…")
-            table.add_row(*cells, key=key)
+            rows[key] = cells
+        if not names:
+            headers["settings"] = Text("settings")
+            known = any(config is not None for config in configs)
+            for cells in rows.values():
+                cells.append(Text("the same in every run" if known else "reading…"))
+        self.columns = [short[name] for name in names]
+        fill_table(self.query_one("#overlay-settings", DataTable), headers, rows)
 
     def _draw(self) -> None:
         if not self.live:

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plot import PlotWidget
 
-from tui.cells import duration, number, state_text
+from tui.cells import duration, fill_table, number, state_text
 from tui.charts import draw
 from tui.runs import (
     RunRow,
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_AXES = ("model.hidden", "training.lr")
 TOP_CURVES = 3
+#: The leaderboard's columns, each keyed by its header.
+LEADERBOARD_COLUMNS = ("#", "trial", "state", "best", "test", "settings")
 # Worst to best.
 HEAT_STYLES = ("on red3", "on dark_orange3", "on yellow4", "on green4", "on green3")
 
@@ -179,9 +181,7 @@ class SweepScreen(Screen[None]):
     def on_mount(self) -> None:
         """Fill in from what the app has read so far."""
         self.live = True
-        board = self.query_one("#leaderboard", DataTable)
-        for label in ("#", "trial", "state", "best", "test", "settings"):
-            board.add_column(label, key=label)
+        self._show_leaderboard()
         self.show_snapshot(self.app.snapshot)
 
     def on_unmount(self) -> None:
@@ -235,9 +235,9 @@ class SweepScreen(Screen[None]):
     def _show_leaderboard(self) -> None:
         board = self.query_one("#leaderboard", DataTable)
         cursor = board.cursor_row
-        board.clear()
         names = varying(self.trials)
         monitor = sweep_monitor(self.trials)
+        rows: dict[str, list[Text]] = {}
         for rank, row in enumerate(ranked_trials(self.trials), start=1):
             settings = " ".join(
                 f"{name.split('.')[-1]}={_label(row.params[name])}"
@@ -248,15 +248,16 @@ class SweepScreen(Screen[None]):
             if row.best is not None and row.monitor != monitor:
                 # Not the sweep's metric: say which, as it does not compare.
                 best = f"{row.monitor.removeprefix('val_')} {best}"
-            board.add_row(
-                str(rank),
+            rows[row.key] = [
+                Text(str(rank)),
                 self._trial_cell(row.key, row.name),
                 state_text(row.state),
                 Text(best),
-                number(row.test),
+                Text(number(row.test)),
                 Text(settings),
-                key=row.key,
-            )
+            ]
+        headers = {label: Text(label) for label in LEADERBOARD_COLUMNS}
+        fill_table(board, headers, rows)
         if board.row_count:
             board.move_cursor(row=min(cursor, board.row_count - 1), animate=False)
 
@@ -314,9 +315,8 @@ class SweepScreen(Screen[None]):
         key = row_key.value
         if key is None or self.app.toggle_mark(key) is None:
             return
-        row = next((r for r in self.trials if r.key == key), None)
-        name = row.name if row is not None else key.split("/")[-1]
-        board.update_cell(key, "trial", self._trial_cell(key, name))
+        # Drawn again, not updated in place: the mark widens the trial column.
+        self._show_leaderboard()
 
     def action_overlay(self) -> None:
         """Overlay the marked runs."""
