@@ -84,15 +84,16 @@ def sweep_options(f: Any) -> Any:
         click.option(
             "--max-group",
             type=int,
-            default=64,
-            show_default=True,
-            help="Most members per fused stack.",
+            default=None,
+            help="Most members per fused stack (default 64; a resume keeps "
+            "the sweep's own).",
         ),
         click.option(
             "--max-bytes",
             type=int,
             default=None,
-            help="Most estimated bytes per fused stack.",
+            help="Most estimated bytes per fused stack (a resume keeps the "
+            "sweep's own).",
         ),
         click.option("--prune", default=None, help="halving: successive halving."),
         click.option(

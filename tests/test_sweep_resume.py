@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -353,3 +354,35 @@ def test_resume_refuses_options_that_change_what_the_sweep_trains(
     kept = CliRunner().invoke(main, [*resume, *where])
     assert kept.exit_code == 0, kept.output
     assert (path / "sweep.json").read_text() == recorded
+
+
+def test_a_resume_cuts_groups_as_the_sweep_did(small_magic, tmp_path):
+    options = {
+        "data": str(small_magic),
+        "runs_dir": tmp_path,
+        "name": "s",
+        "workers": 1,
+        "hidden": "4",
+        "lr": "0.5,0.1,0.05",
+        "epochs": "1",
+        "backend": "numpy",
+        "max_group": 1,
+    }
+    path, _ = run_sweep(options)
+    spec = json.loads((path / "sweep.json").read_text())["spec"]
+    assert (spec["max_group"], spec["max_bytes"]) == (1, None)
+    # What a kill before any trial began leaves: no trial folders.
+    for i in range(3):
+        shutil.rmtree(path / f"trial-{i:04d}")
+
+    def resume(*given: str) -> str:
+        args = ["sweep", "--resume", str(path), "--workers", "1", *given]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        for i in range(3):
+            shutil.rmtree(path / f"trial-{i:04d}")
+        return result.output
+
+    # Three trials of one width share a stack unless the recorded cut stands.
+    assert "3 trials (0 kept, 0 resumed) in 3 groups" in resume()
+    assert "in 2 groups" in resume("--max-group", "2")

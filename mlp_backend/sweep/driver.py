@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 PRUNERS = ("halving",)
 #: The options that say where trials run: one at a time.
 PLACES = ("workers", "scheduler", "dask_local")
+#: The options that cut the sweep's groups, recorded in ``sweep.json`` for a
+#: resume: with ``--prune halving`` they decide which trials are ranked together.
+GROUPING = ("max_group", "max_bytes")
 
 
 def build_trials(options: dict[str, Any]) -> tuple[list[specs.Trial], dict[str, Any]]:
@@ -118,6 +121,12 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             data, recorded["backend"], recorded["dtype"], recorded["prune"]
         )
         fuse = recorded["fuse"]
+        # How the sweep cut its groups stands, unless the resume says otherwise
+        # (a smaller memory budget on another machine, say).
+        options = {
+            **options,
+            **{key: recorded.get(key) for key in GROUPING if options.get(key) is None},
+        }
     else:
         trials, recorded = build_trials(options)
         data = DataSpec(
@@ -151,6 +160,7 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             "dtype": settings.dtype,
             "prune": settings.prune,
             "fuse": fuse,
+            **{key: options.get(key) for key in GROUPING},
         }
         folder = SweepFolder.create(
             Path(options.get("runs_dir") or "runs"),
