@@ -74,6 +74,32 @@ class Dataset:
         return len(self.classes)
 
 
+def _warn_missing_classes(
+    path: Path, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str]
+) -> None:
+    """Warns of a validation or test part that lacks a class.
+
+    A class of fewer than three rows cannot reach every part of the split;
+    the part's metrics are then computed without it (ROC AUC and F1 may be
+    undefined), which looked like a result unless said.
+    """
+    for name in ("val", "test"):
+        present = set(np.unique(parts[name][1]).tolist())
+        missing = [c for k, c in enumerate(classes) if k not in present]
+        if missing:
+            rows = int(parts[name][1].shape[0])
+            logger.warning(
+                "%s: the %s part (%d %s) has no row of class %s; its metrics "
+                "leave %s out",
+                path,
+                "validation" if name == "val" else "test",
+                rows,
+                "row" if rows == 1 else "rows",
+                ", ".join(repr(c) for c in missing),
+                "it" if len(missing) == 1 else "them",
+            )
+
+
 def _too_few_rows(
     path: Path,
     parts: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -217,6 +243,7 @@ def load_dataset(
 
     if any(Xp.shape[0] == 0 for Xp, _ in parts.values()):
         raise DataError(_too_few_rows(path, parts, y, classes))
+    _warn_missing_classes(path, parts, classes)
     standardizer = Standardizer.fit(parts["train"][0], table.feature_names)
     parts = {k: (standardizer.transform(Xp), yp) for k, (Xp, yp) in parts.items()}
     info = {

@@ -831,6 +831,29 @@ def test_too_few_rows_to_split_name_the_file(tmp_path):
     assert entries(runs) == []
 
 
+def test_a_part_without_a_class_is_warned_of(tmp_path):
+    # Two rows of "bird": the split keeps both for training, so the validation
+    # and test parts have none, and their F1 and ROC AUC leave it out.
+    data = _table(tmp_path / "pets.csv", 60)
+    data.write_text(data.read_text() + "1.0,1.0,bird,1.0\n-1.0,1.0,bird,0.0\n")
+    runs = tmp_path / "runs"
+    args = ["train", "--data", data, "--label", "species", "--runs-dir", runs, *FAST]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "no row of" in line]
+    assert warned == [
+        f"{data}: the validation part (9 rows) has no row of class 'bird'; its "
+        "metrics leave it out",
+        f"{data}: the test part (9 rows) has no row of class 'bird'; its "
+        "metrics leave it out",
+    ]
+    # With three rows of it every part has one: nothing to say.
+    data.write_text(data.read_text() + "0.0,1.0,bird,2.0\n")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "no row of" not in result.output
+
+
 def test_case_b14_small_classes_are_named_as_the_cause(tmp_path):
     runs = tmp_path / "runs"
     data = case_file("B14_unknown_label.csv")
