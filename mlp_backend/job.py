@@ -226,7 +226,7 @@ def load_dataset(
         test_table = read_table(
             Path(test_data), task=task, label=label, classes=classes or None
         )
-        check_features(test_table, table.feature_names, named=False)
+        check_features(test_table, table.feature_names, named=table.named)
         train_share = split[0] / (split[0] + split[1])
         rest = 1.0 - train_share
         rows = stratified_split(y, (train_share, rest / 2, rest / 2), split_seed)
@@ -253,6 +253,9 @@ def load_dataset(
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
         "feature_names": list(table.feature_names),
+        # Names from a header (or MAGIC's own), not col1, col2, ...: files
+        # scored later must then name their columns alike.
+        "named": table.named,
         "classes": classes,
         "positive": classes[1] if kind == "binary" else None,
         "split": [float(s) for s in split],

@@ -388,7 +388,11 @@ def run_evaluate(
         table = read_table(
             Path(data), task=kind, label=label, classes=saved.classes or None
         )
-        check_features(table, config["data"]["feature_names"], named=False)
+        check_features(
+            table,
+            config["data"]["feature_names"],
+            named=config["data"].get("named", False),
+        )
         X = table.X
         if task == "regression":
             y = table.labels.astype(np.float64)
@@ -423,7 +427,7 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
             if labelled is not None and first_line_fields(file) == len(names) + 1:
                 raise labelled from None
             raise
-    check_features(table, names, named=False)
+    check_features(table, names, named=saved.config["data"].get("named", False))
     if saved.config["task"] == "regression":
         return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]
     proba = estimator.predict_proba(table.X)

@@ -822,6 +822,44 @@ def test_task_and_label_that_do_not_fit_magic_exit_2(tmp_path, subset):
     assert entries(runs) == []
 
 
+def test_files_scored_later_must_name_the_runs_columns(tmp_path):
+    data = _table(tmp_path / "pets.csv", 300)
+    runs = tmp_path / "runs"
+    trained = invoke(
+        "train", "--data", data, "--label", "species", "--runs-dir", runs,
+        "--name", "pets", *FAST,
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    lines = data.read_text().splitlines()
+    swapped = tmp_path / "swapped.csv"
+    # Columns a and b exchanged, header and values alike: by position the
+    # model would read b as a.
+    rows = [line.split(",") for line in lines]
+    swapped.write_text("".join(f"{b},{a},{s},{c}\n" for a, b, s, c in rows))
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("\n".join(["a,b,species,d", *lines[1:]]) + "\n")
+    order = f"{swapped}: has the model's feature columns in a different order; "
+    order += "expected a, b, c"
+    name = f"{renamed}: column 3 is named 'd', the model expects 'c' (model "
+    name += "features: a, b, c)"
+    for args, message in (
+        (["evaluate", runs / "pets", "--data", swapped], order),
+        (["predict", runs / "pets", swapped], order),
+        (["evaluate", runs / "pets", "--data", renamed], name),
+        (["predict", runs / "pets", renamed], name),
+        (
+            ["train", "--data", data, "--test-data", swapped, "--label", "species"]
+            + ["--runs-dir", runs, *FAST],
+            order,
+        ),
+    ):
+        result = invoke(*args)
+        assert result.exit_code != 0, args
+        assert result.output.splitlines()[-1] == f"error: {message}", args
+    # The same columns under the same names score as before.
+    assert invoke("evaluate", runs / "pets", "--data", data).exit_code == 0
+
+
 def test_too_few_rows_to_split_name_the_file(tmp_path):
     data = _table(tmp_path / "tiny.csv", 3)
     runs = tmp_path / "runs"
