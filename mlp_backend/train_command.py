@@ -33,6 +33,7 @@ from mlp_backend.job import (
     Recorder,
     StopFlag,
     catch_interrupts,
+    check_same_data,
     device_status,
     evaluate,
     finish_run,
@@ -184,6 +185,8 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
         positive=options["positive"],
         split_seed=int(options["split_seed"]),
     )
+    if recorded is not None:
+        check_same_data(recorded["data"], dataset)
     check_metric(options["metric"], dataset.task)
     n_train, n_val = (int(dataset.parts[k][0].shape[0]) for k in ("train", "val"))
     outputs = dataset.n_classes if dataset.task == "multiclass" else 1

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -652,6 +653,33 @@ def test_a_run_stopped_in_its_first_epoch_resumes_from_the_start(
     lines = (folder / "metrics.jsonl").read_text().splitlines()
     assert [strict_json(line)["epoch"] for line in lines] == [1, 2]
     assert "resumed after epoch 0" in (folder / "events.jsonl").read_text()
+
+
+def test_a_resume_refuses_a_data_file_that_changed(tmp_path, subset, monkeypatch):
+    data = tmp_path / "copy" / "magic04.data"
+    data.parent.mkdir()
+    original = subset.read_text()
+    data.write_text(original)
+    runs = tmp_path / "runs"
+    options = ["--data", data, "--runs-dir", runs, *FAST, "--name", "r"]
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "stop_requested", property(lambda self: True))
+        assert invoke("train", *options).exit_code == 0
+    before = strict_json((runs / "r" / "config.json").read_text())["data"]
+    assert before["checksum"] == f"crc32:{zlib.crc32(original.encode()):08x}"
+    # Fewer rows: the resume would have trained on another split, silently.
+    data.write_text("".join(original.splitlines(keepends=True)[:-30]))
+    result = invoke("train", "--resume", runs / "r")
+    assert result.exit_code == 2, result.output
+    now = f"crc32:{zlib.crc32(data.read_bytes()):08x}"
+    assert result.output.splitlines()[-1] == (
+        f"error: {data}: not the file this job began with (checksum "
+        f"{before['checksum']}, now {now}); a resume needs the same data: put "
+        "the file back, or start a new run"
+    )
+    assert strict_json((runs / "r" / "summary.json").read_text())["state"] == "stopped"
+    data.write_text(original)
+    assert invoke("train", "--resume", runs / "r").exit_code == 0
 
 
 @pytest.mark.parametrize("epochs", ["1", "3"])

@@ -386,3 +386,30 @@ def test_a_resume_cuts_groups_as_the_sweep_did(small_magic, tmp_path):
     # Three trials of one width share a stack unless the recorded cut stands.
     assert "3 trials (0 kept, 0 resumed) in 3 groups" in resume()
     assert "in 2 groups" in resume("--max-group", "2")
+
+
+def test_a_resume_finds_the_sweeps_data_and_refuses_other_data(
+    small_magic, tmp_path, monkeypatch
+):
+    data = tmp_path / "copy" / "magic04.data"
+    data.parent.mkdir()
+    original = small_magic.read_text()
+    data.write_text(original)
+    monkeypatch.chdir(tmp_path)
+    options = ["--hidden", "4", "--lr", "0.5,0.1", "--epochs", "1", "--workers", "1"]
+    relative = ["--data", "copy/magic04.data", "--runs-dir", "runs", "--name", "s"]
+    assert CliRunner().invoke(main, ["sweep", *options, *relative]).exit_code == 0
+    spec = json.loads((tmp_path / "runs" / "s" / "sweep.json").read_text())["spec"]
+    assert spec["data"]["data"] == str(data)
+    shutil.rmtree(tmp_path / "runs" / "s" / "trial-0001")
+    # From another directory the sweep's own file is found...
+    monkeypatch.chdir(data.parent)
+    resume = ["sweep", "--resume", str(tmp_path / "runs" / "s"), "--workers", "1"]
+    result = CliRunner().invoke(main, resume)
+    assert result.exit_code == 0, result.output
+    # ...and another file in its place is refused.
+    shutil.rmtree(tmp_path / "runs" / "s" / "trial-0001")
+    data.write_text(original.replace("g\n", "h\n", 1))
+    result = CliRunner().invoke(main, resume)
+    assert result.exit_code == 2, result.output
+    assert f"{data}: not the file this job began with" in result.output

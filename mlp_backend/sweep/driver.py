@@ -15,7 +15,7 @@ from typing import Any
 
 from mlp_backend.backend import resolve_name
 from mlp_backend.errors import UsageError
-from mlp_backend.job import catch_interrupts
+from mlp_backend.job import catch_interrupts, check_same_data
 from mlp_backend.options import label_value, option_name
 from mlp_backend.runs import STOP_REQUEST, SWEEP_LOCK, FolderLock
 from mlp_backend.sweep import spec as specs
@@ -130,8 +130,8 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     else:
         trials, recorded = build_trials(options)
         data = DataSpec(
-            options.get("data"),
-            options.get("test_data"),
+            _absolute(options.get("data")),
+            _absolute(options.get("test_data")),
             options.get("task") or "classification",
             label_value(str(options.get("label", "-1"))),
             options.get("positive"),
@@ -151,11 +151,15 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     dataset = dataset_for(data)
     for metric in sorted({t["metric"] for t in trials}):
         check_metric(metric, dataset.task)
+    checksums = {k: dataset.info[k] for k in ("checksum", "test_checksum")}
+    if options.get("resume"):
+        check_same_data(recorded.get("checksums", {}), dataset)
 
     if not options.get("resume"):
         recorded = {
             **recorded,
             "data": asdict(data),
+            "checksums": checksums,
             "backend": backend_name,
             "dtype": settings.dtype,
             "prune": settings.prune,
@@ -263,6 +267,12 @@ def _run_locked(
             run_groups(folder, trials, groups, settings, executor, tell)
     results = folder.results()
     return [results[i] for i in sorted(results)]
+
+
+def _absolute(path: str | None) -> str | None:
+    """A data path as the sweep records it: a resume or a worker may run in
+    another directory."""
+    return None if path is None else str(Path(path).absolute())
 
 
 def _count(n: int, noun: str) -> str:
