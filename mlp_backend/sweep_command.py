@@ -171,10 +171,10 @@ def sweep(open_monitor: bool, **options: Any) -> None:
 @click.option(
     "--sort",
     "sort_by",
-    default="val_f1",
-    show_default=True,
-    help="Leaderboard column to sort by (best first); the heatmap shows it "
-    "where it is a metric, else val_f1.",
+    default=None,
+    help="Leaderboard column to sort by: a metric best first, anything else "
+    "in ascending order. The heatmap shows it where it is a val_ or test_ "
+    "metric. Default: val_f1, or val_r2 for regression.",
 )
 @click.option(
     "--x",
@@ -199,7 +199,7 @@ def sweep(open_monitor: bool, **options: Any) -> None:
 )
 def report(
     sweep_dir: Path,
-    sort_by: str,
+    sort_by: str | None,
     x_key: str,
     y_key: str,
     no_figures: bool,
@@ -227,7 +227,7 @@ def report(
     if savings:
         click.echo(savings)
     if summary.survival is not None:
-        click.echo(survival_line(summary.survival, sort_by, len(summary.rows)))
+        click.echo(survival_line(summary.survival, summary.sort_by, len(summary.rows)))
     if summary.unended and summary.running:
         click.echo(
             f"{summary.unended} of {summary.total} trials have no final result "

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -30,7 +31,7 @@ from mlp_backend.sweep.plan import (
     member_bytes,
     plan_groups,
 )
-from mlp_backend.sweep.report import sort_rows
+from mlp_backend.sweep.report import build_report, leaderboard, sort_rows
 from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
 from mlp_backend.sweep_command import report, sweep
 from tests.conftest import SHARED, case_file
@@ -455,7 +456,7 @@ def test_report_writes_csv_and_figures(small_magic: Path, tmp_path: Path) -> Non
     bad = CliRunner().invoke(report, [str(path), "--sort", "nope"])
     assert bad.exit_code != 0
     # Sorted by what is no metric, the heatmap shows val_f1.
-    for column in ("state", "lr"):
+    for column in ("state", "lr", "trial", "seconds"):
         result = CliRunner().invoke(report, [str(path), "--sort", column])
         assert result.exit_code == 0, result.output
         assert (path / "heatmap_val_f1_hidden_lr.png").is_file()
@@ -473,6 +474,9 @@ def test_report_tells_a_running_sweep_from_an_interrupted_one(
     args = [str(path), "--no-figures"]
     stopped = CliRunner().invoke(report, args)
     assert stopped.exit_code == 0, stopped.output
+    # No result yet, and still a results.csv with its header.
+    header = (path / "results.csv").read_text().splitlines()
+    assert header[0].startswith("trial,name,state,hidden,") and len(header) == 1
     assert "4 of 4 trials have no final result" in stopped.output
     assert "--resume" in stopped.output
     with FolderLock(path / "sweep.lock"):  # this live process: a running sweep
@@ -481,6 +485,61 @@ def test_report_tells_a_running_sweep_from_an_interrupted_one(
     assert "still running" in running.output and "--resume" not in running.output
     same = CliRunner().invoke(cli, ["report", *args, "--x", "lr", "--y", "lr"])
     assert same.exit_code == 2 and "two different hyperparameters" in same.output
+
+
+def test_report_defaults_follow_the_task(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    table = tmp_path / "num.csv"
+    lines = [f"{a:.4f},{b:.4f},{c:.4f},{a + 0.5 * b:.4f}" for a, b, c in X]
+    table.write_text("\n".join(lines) + "\n")
+    path, _ = run_sweep(options(table, tmp_path / "runs", task="regression"))
+    found = build_report(path, None, "hidden", "lr", figures=False)
+    assert found.sort_by == "val_r2"
+    r2 = [row["val_r2"] for row in found.rows]
+    assert r2 == sorted(r2, reverse=True)
+    headers = [column.header for column in leaderboard(found).columns]
+    assert headers == [
+        *("trial", "state", "hidden", "lr", "epochs_run"),
+        *("val_loss", "val_r2", "test_mse", "test_r2"),
+    ]
+
+
+def test_report_of_a_sweep_that_all_diverged_is_a_table(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    path, _ = run_sweep(
+        options(
+            small_magic,
+            tmp_path / "runs",
+            lr="1e30,1e35",
+            optimizer="sgd",
+            dtype="float32",
+        )
+    )
+    for sort_by in (None, "val_loss"):
+        found = build_report(path, sort_by, "hidden", "lr", figures=False)
+        assert [row["state"] for row in found.rows] == ["diverged"] * 4
+        assert [row["trial"] for row in found.rows] == [0, 1, 2, 3]
+    with pytest.raises(UsageError, match="--sort: no column 'nope'"):
+        build_report(path, "nope", "hidden", "lr", figures=False)
+
+
+def test_report_sorts_hyperparameters_in_order_and_best_value_by_its_metric(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    grid = options(small_magic, tmp_path / "runs", hidden="8,4,16")
+    path, _ = run_sweep({**grid, "metric": "val_loss,val_f1", "lr": "0.1"})
+    by_hidden = build_report(path, "hidden", "hidden", "metric", figures=False)
+    assert [row["hidden"] for row in by_hidden.rows] == ["4"] * 2 + ["8"] * 2 + [
+        "16"
+    ] * 2
+    with pytest.raises(UsageError, match=r"monitor different metrics \(val_f1, "):
+        build_report(path, "best_value", "hidden", "lr", figures=False)
+    path, _ = run_sweep({**grid, "metric": "val_f1", "name": "f1"})
+    best = build_report(path, "best_value", "hidden", "lr", figures=False)
+    f1 = [row["best_value"] for row in best.rows]
+    assert f1 == sorted(f1, reverse=True) and len(set(f1)) > 1
 
 
 def test_seed_list_with_repeats_is_refused() -> None:

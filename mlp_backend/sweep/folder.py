@@ -194,7 +194,11 @@ class SweepFolder:
             self.write_csv(self.results())
 
     def write_csv(self, records: dict[int, dict[str, Any]]) -> None:
-        columns: list[str] = []
+        # The columns every record has, so that a sweep with no result yet
+        # still gets a header; its metrics follow as the records have them.
+        trials = self.trials_of(self.read())
+        empty = result_record(0, trials[0], "", None) if trials else {}
+        columns: list[str] = [k for k in empty if k != "format"]
         for record in records.values():
             columns += [k for k in record if k not in columns and k != "format"]
         buffer = io.StringIO()

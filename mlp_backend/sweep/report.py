@@ -18,11 +18,17 @@ from mlp_backend.runs import SWEEP_LOCK, FolderLock
 from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
 from mlp_backend.sweep.spec import KEYS
 
-#: Columns where lower is better; every other metric is sorted highest first.
-LOWER_IS_BETTER = ("loss", "mse", "log_loss", "seconds", "best_value")
-#: Outcome columns of the leaderboard; the hyperparameters shown are the
-#: reference pair (hidden, lr) plus every other key that differs between trials.
-LEADERBOARD = ("epochs_run", "val_loss", "val_f1", "test_f1", "test_roc_auc")
+#: Metrics where lower is better; every other metric is sorted highest first.
+LOWER_IS_BETTER = ("loss", "mse", "mae", "seconds")
+#: Outcome columns of the leaderboard by task; the hyperparameters shown are
+#: the reference pair (hidden, lr) plus every other key that differs between
+#: trials.
+OUTCOMES = {
+    "classification": ("epochs_run", "val_loss", "val_f1", "test_f1", "test_roc_auc"),
+    "regression": ("epochs_run", "val_loss", "val_r2", "test_mse", "test_r2"),
+}
+#: What a report sorts by and draws when no metric is named, by task.
+DEFAULT_METRIC = {"classification": "val_f1", "regression": "val_r2"}
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Report:
     Attributes:
         rows: Results records, best first by ``sort_by``.
         sort_by: The sorting column.
+        task: ``classification`` or ``regression``: which metrics it shows.
         pruning: Epochs planned, epochs run and trials pruned, or None when
             the sweep pruned nothing.
         survival: With ``--compare``, what :func:`survival` found.
@@ -49,6 +56,7 @@ class Report:
     pruning: dict[str, Any] | None = None
     survival: dict[str, Any] | None = None
     figures: list[Path] = field(default_factory=list)
+    task: str = "classification"
     unended: int = 0
     total: int = 0
     running: bool = False
@@ -58,13 +66,46 @@ def _lower_is_better(column: str) -> bool:
     return any(column.endswith(s) for s in LOWER_IS_BETTER)
 
 
+def _is_metric(column: str) -> bool:
+    """Whether ``column`` is an outcome to rank by, best first."""
+    return column.startswith(("val_", "test_")) or column in ("best_value", "seconds")
+
+
 def sort_rows(rows: Sequence[dict[str, Any]], column: str) -> list[dict[str, Any]]:
-    """Best first; rows without a number in ``column`` last, by trial."""
-    sign = 1.0 if _lower_is_better(column) else -1.0
+    """Best first by a metric, else in ascending order of ``column``; rows
+    without a value in it last, by trial.
+
+    ``best_value`` is each trial's monitored metric, so it ranks only trials
+    that monitor the same one, in that metric's direction.
+
+    Raises:
+        UsageError: ``best_value`` of trials that monitor different metrics.
+    """
+    if not _is_metric(column):
+
+        def natural(row: dict[str, Any]) -> tuple:
+            value = row.get(column)
+            return (value is None, () if value is None else _order(value), row["trial"])
+
+        return sorted(rows, key=natural)
+    ranked_as = column
+    if column == "best_value":
+        monitors = sorted({str(r.get("monitor")) for r in rows if r.get("monitor")})
+        if len(monitors) > 1:
+            raise UsageError(
+                f"--sort best_value: the trials monitor different metrics "
+                f"({', '.join(monitors)}); sort by one of them instead"
+            )
+        ranked_as = monitors[0] if monitors else "val_loss"
+    sign = 1.0 if _lower_is_better(ranked_as) else -1.0
 
     def key(row: dict[str, Any]) -> tuple[float, int]:
         value = row.get(column)
-        good = isinstance(value, (int, float)) and math.isfinite(value)
+        good = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
         return (sign * value if good else math.inf, row["trial"])
 
     return sorted(rows, key=key)
@@ -138,7 +179,7 @@ def survival_line(found: dict[str, Any], sort_by: str, total: int) -> str:
 
 def build_report(
     path: Path,
-    sort_by: str,
+    sort_by: str | None,
     x_key: str,
     y_key: str,
     figures: bool = True,
@@ -147,6 +188,8 @@ def build_report(
     """Reads the sweep, rewrites ``results.csv`` and writes the figures.
 
     Args:
+        sort_by: The column to sort by; None for the task's
+            :data:`DEFAULT_METRIC`.
         compare: Another sweep of the same trials (an unpruned one, say):
             where its best configuration ranks here goes into ``survival``.
 
@@ -154,9 +197,13 @@ def build_report(
         UsageError: An unknown column or hyperparameter, or matplotlib missing.
     """
     folder = SweepFolder(path)
+    info = folder.read()
+    task = task_of(info)
+    sort_by = sort_by or DEFAULT_METRIC[task]
     results = read_results(folder)
     rows = [results[i] for i in sorted(results)]
-    columns = {k for row in rows for k in row}
+    # A metric of the task is known even where no trial has it (all diverged).
+    columns = {k for row in rows for k in row} | set(OUTCOMES[task])
     if rows and sort_by not in columns:
         raise UsageError(
             f"--sort: no column {sort_by!r}; choose from {', '.join(sorted(columns))}"
@@ -173,30 +220,36 @@ def build_report(
         )
     folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
-    report.total = len(folder.read()["trials"])
+    report.task = task
+    report.total = len(info["trials"])
     ended = sum(1 for row in rows if row.get("state") in FINAL_STATES)
     report.unended = report.total - ended
     report.running = FolderLock(path / SWEEP_LOCK).held()
     if compare is not None:
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
-        metric = heatmap_metric(rows, sort_by)
-        report.figures = write_figures(path, rows, metric, x_key, y_key)
+        metric = heatmap_metric(rows, sort_by, task)
+        report.figures = write_figures(path, rows, metric, x_key, y_key, task)
     return report
 
 
-def heatmap_metric(rows: Sequence[dict[str, Any]], sort_by: str) -> str:
-    """What the heatmap shows: the sorting column where it is an outcome
-    measured in numbers, else ``val_f1`` (``val_loss`` for regression); a
-    heatmap of ``state``, or of ``lr`` over ``lr``, showed nothing."""
-    measured = sort_by not in KEYS and any(
+def task_of(info: dict[str, Any]) -> str:
+    """``classification`` or ``regression``, from a ``sweep.json``."""
+    data = info.get("spec", {}).get("data") or {}
+    return "regression" if data.get("task") == "regression" else "classification"
+
+
+def heatmap_metric(rows: Sequence[dict[str, Any]], sort_by: str, task: str) -> str:
+    """What the heatmap shows: the sorting column where it is a validation or
+    test metric that some trial has, else the task's :data:`DEFAULT_METRIC`.
+    A heatmap of ``state`` or ``trial``, or of ``best_value`` over trials
+    that monitor different metrics, showed nothing of use."""
+    measured = sort_by.startswith(("val_", "test_")) and any(
         isinstance(row.get(sort_by), (int, float))
         and not isinstance(row.get(sort_by), bool)
         for row in rows
     )
-    if measured:
-        return sort_by
-    return "val_f1" if any("val_f1" in row for row in rows) else "val_loss"
+    return sort_by if measured else DEFAULT_METRIC[task]
 
 
 def _history(path: Path) -> list[dict[str, Any]]:
@@ -208,7 +261,12 @@ def _history(path: Path) -> list[dict[str, Any]]:
 
 
 def write_figures(
-    path: Path, rows: Sequence[dict[str, Any]], metric: str, x_key: str, y_key: str
+    path: Path,
+    rows: Sequence[dict[str, Any]],
+    metric: str,
+    x_key: str,
+    y_key: str,
+    task: str = "classification",
 ) -> list[Path]:
     """Curves per epoch by hidden size and by learning rate, and a heatmap."""
     try:
@@ -227,7 +285,8 @@ def write_figures(
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
         values = sorted({r[key] for r in rows}, key=_order)
         colours = plt.get_cmap("viridis")
-        for panel, column in zip(axes, ("val_loss", "val_f1"), strict=True):
+        panels = ("val_loss", DEFAULT_METRIC[task])
+        for panel, column in zip(axes, panels, strict=True):
             for row in rows:
                 history = histories[row["trial"]]
                 shade = colours(values.index(row[key]) / max(1, len(values) - 1))
@@ -296,7 +355,9 @@ def _heatmap(
             # Dark text on the bright (high) end of viridis, light text elsewhere.
             shade = "k" if value > middle else "w"
             ax.text(c, r, f"{value:.3f}", ha="center", va="center", color=shade)
-    fig.colorbar(image, ax=ax, label=f"best {metric}")
+    # Each trial's metric is at its own best epoch (early stopping's
+    # choice); a cell shows the best trial among those that share it.
+    fig.colorbar(image, ax=ax, label=f"{metric}, best trial of each cell")
     out = path / f"heatmap_{metric}_{x_key}_{y_key}.png"
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -307,20 +368,20 @@ def leaderboard(report: Report) -> Any:
     """The leaderboard as a rich ``Table``, best first (the caller prints it)."""
     from rich.table import Table
 
-    table = Table(title=f"{report.path.name}: best {report.sort_by} first")
+    by = f"best {report.sort_by} first" if _is_metric(report.sort_by) else ""
+    table = Table(title=f"{report.path.name}: {by or 'by ' + report.sort_by}")
     varying = [
         k
         for k in KEYS
         if k in ("hidden", "lr") or len({str(r.get(k)) for r in report.rows}) > 1
     ]
-    columns = ["trial", "state", *varying, *LEADERBOARD]
+    outcomes = OUTCOMES[report.task]
+    columns = ["trial", "state", *varying, *outcomes]
     if report.sort_by not in columns:
         columns.append(report.sort_by)
     for column in columns:
-        table.add_column(
-            column,
-            justify="right" if column in LEADERBOARD or column == "lr" else "left",
-        )
+        numeric = column in outcomes or column == "lr" or _is_metric(column)
+        table.add_column(column, justify="right" if numeric else "left")
     for row in report.rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     return table
