@@ -142,7 +142,8 @@ class SweepProgress:
         queued: Trials not started yet.
         failed: Trials that failed.
         diverged: Trials that diverged.
-        other: Trials stopped, interrupted, pruned or stale.
+        pruned: Trials that successive halving stopped.
+        other: Trials stopped, interrupted or stale.
     """
 
     total: int = 0
@@ -151,12 +152,18 @@ class SweepProgress:
     queued: int = 0
     failed: int = 0
     diverged: int = 0
+    pruned: int = 0
     other: int = 0
 
     @property
     def ended(self) -> int:
-        """Trials that will not run again."""
-        return self.done + self.failed + self.diverged + self.other
+        """Trials that this sweep process will not run again."""
+        return self.results + self.failed + self.other
+
+    @property
+    def results(self) -> int:
+        """Trials with a final result; ``sweep --resume`` trains the rest."""
+        return self.done + self.diverged + self.pruned
 
 
 @dataclass(frozen=True)
@@ -575,7 +582,13 @@ class SweepTracker:
         total = len(planned) if isinstance(planned, list) else planned
         if not isinstance(total, int) or total < len(trial_rows):
             total = len(trial_rows)
-        counts = {"finished": 0, "running": 0, "failed": 0, "diverged": 0}
+        counts = {
+            "finished": 0,
+            "running": 0,
+            "failed": 0,
+            "diverged": 0,
+            "pruned": 0,
+        }
         other = queued_seen = 0
         for row in trial_rows:
             if row.state in counts:
@@ -591,6 +604,7 @@ class SweepTracker:
             queued=total - len(trial_rows) + queued_seen,
             failed=counts["failed"],
             diverged=counts["diverged"],
+            pruned=counts["pruned"],
             other=other,
         )
         monitor = sweep_monitor(trial_rows)
@@ -602,7 +616,9 @@ class SweepTracker:
             sweep=None,
             kind="sweep",
             state=self._state(progress, trial_rows),
-            epoch=progress.ended,
+            # The bar counts results: a killed sweep's stale trials, or an
+            # interrupted one's, are still to train.
+            epoch=progress.results,
             epochs=total,
             monitor=monitor,
             best=best_row.best if best_row else None,

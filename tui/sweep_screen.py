@@ -221,9 +221,12 @@ class SweepScreen(Screen[None]):
             p = sweep.progress
             text.append_text(state_text(sweep.state))
             text.append(
-                f"  {p.ended}/{p.total} ended: {p.done} done, {p.running} running, "
-                f"{p.queued} queued, {p.failed} failed, {p.diverged} diverged"
+                f"  {p.results}/{p.total} with a result: {p.done} done, "
+                f"{p.running} running, {p.queued} queued, {p.failed} failed, "
+                f"{p.diverged} diverged"
             )
+            if p.pruned:
+                text.append(f", {p.pruned} pruned")
             if p.other:
                 text.append(f", {p.other} stopped or stale")
             if sweep.eta is not None:

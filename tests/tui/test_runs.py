@@ -75,6 +75,7 @@ def test_sweep_progress(runs_dir: Path) -> None:
     assert progress is not None
     assert (progress.total, progress.done, progress.running) == (8, 4, 1)
     assert (progress.queued, progress.failed, progress.ended) == (2, 1, 5)
+    assert progress.results == sweep.epoch == 4
     trials = [row for row in rows.values() if row.sweep == "sweep-hl"]
     assert len(trials) == 6
     assert trials[0].params["model.hidden"] == (32,)
@@ -372,6 +373,24 @@ def test_sweep_state_from_its_trials(
 ) -> None:
     # Once "failed" whenever no trial finished, with "0 failed" beside it.
     assert _sweep_of(tmp_path, states, planned) == expected
+
+
+@pytest.mark.parametrize(
+    ("states", "results"),
+    [
+        (["interrupted"] * 2, 0),
+        (["finished", "stopped", "failed", "interrupted"], 1),
+        (["finished", "diverged", "pruned", "failed"], 3),
+    ],
+)
+def test_a_sweeps_bar_counts_trials_with_a_result(
+    tmp_path: Path, states: list[str], results: int
+) -> None:
+    # An interrupted sweep once showed a full bar, 2/2, with nothing trained.
+    _sweep_of(tmp_path, states)
+    row = RunsFolder(tmp_path, now=fixed_now).poll().rows["s"]
+    assert (row.epoch, row.epochs) == (results, len(states))
+    assert row.progress is not None and row.progress.ended == len(states)
 
 
 def test_non_finite_metrics_never_win_best(runs_dir: Path) -> None:
