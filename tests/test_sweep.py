@@ -549,6 +549,31 @@ def test_seed_list_with_repeats_is_refused() -> None:
     with pytest.raises(UsageError, match="s.toml: repeats"):
         specs.from_spec({"seed": [1, 2], "repeats": 2}, "s.toml")
     assert [t["seed"] for t in specs.from_options({"seed": "3"}, 2)] == [3, 4]
+    # Random search once drew seeds 1, 2 for one trial and 0, 1 for another.
+    random = {"search": "random", "trials": 3, "lr": [1e-3, 1e-1], "repeats": 2}
+    with pytest.raises(UsageError, match="s.toml: repeats: .*0, 1"):
+        specs.from_spec({**random, "seed": [0, 1]}, "s.toml")
+    assert len(specs.from_spec({**random, "seed": 5}, "s.toml")) == 6
+
+
+def test_a_value_listed_twice_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"^--lr: 0.1 is listed twice"):
+        specs.from_options({"lr": "0.1,0.01,0.10"}, 1)
+    with pytest.raises(UsageError, match=r"^--hidden: 64x32 is listed twice"):
+        specs.from_options({"hidden": "64x32,16,64x32"}, 1)
+    with pytest.raises(UsageError, match=r"^s.toml: seed: 3 is listed twice"):
+        specs.from_spec({"seed": [3, 3]}, "s.toml")
+    with pytest.raises(UsageError, match=r"^--lr: 0.5 is listed twice"):
+        specs.from_preset("reference", {"lr": "0.5,0.5"}, 1)
+    assert len(specs.from_options({"lr": "0.1,0.01", "hidden": "8,16"}, 1)) == 4
+
+
+def test_a_spec_number_written_as_a_string_is_refused() -> None:
+    # "0.01" once passed while "0.01,0.1" failed as no float.
+    for value in ("0.01", ["0.01", 0.1]):
+        with pytest.raises(UsageError, match="s.toml: lr: expected a number, got the"):
+            specs.from_spec({"lr": value}, "s.toml")
+    assert specs.from_spec({"lr": 0.01, "hidden": "64x32"}, "s.toml")[0]["lr"] == 0.01
 
 
 def test_resume_of_a_missing_folder_says_so(tmp_path: Path) -> None:

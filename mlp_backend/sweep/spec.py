@@ -116,6 +116,10 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+#: The trial keys whose values are numbers.
+NUMBERS = ("lr", "momentum", "weight_decay", "batch_size", "epochs", "patience", "seed")
+
+
 def check_trial(trial: Trial, where: Callable[[str], str] = option_name) -> None:
     """Rejects a trial that cannot train, naming the key (as ``where`` spells it)."""
     for key in KEYS:
@@ -166,16 +170,7 @@ def grid(
         repeats: Seeds per configuration.
         name: How errors name ``repeats`` (the option, or the spec file's key).
     """
-    if repeats < 1:
-        raise UsageError(f"{name}: must be at least 1, got {repeats}")
-    seeds = list(values.get("seed", []))
-    if repeats > 1 and len(seeds) > 1:
-        # seed + r would train some seeds twice (0,1 x 2 repeats: 0,1,1,2).
-        raise UsageError(
-            f"{name}: draws seeds seed, seed + 1, ... from one seed; with a list "
-            f"of seeds ({', '.join(str(s) for s in seeds)}) leave it out and "
-            "list every seed instead"
-        )
+    _check_repeats(list(values.get("seed", [])), repeats, name)
     keys = list(KEYS)
     lists = [list(values.get(k, [DEFAULTS[k]])) for k in keys]
     trials = []
@@ -184,6 +179,42 @@ def grid(
         for r in range(repeats):
             trials.append({**base, "seed": int(base["seed"]) + r})
     return trials
+
+
+def _check_repeats(seeds: Sequence[Any], repeats: int, name: str) -> None:
+    """Refuses ``repeats`` below 1, or above 1 beside a list of seeds."""
+    if repeats < 1:
+        raise UsageError(f"{name}: must be at least 1, got {repeats}")
+    if repeats > 1 and len(seeds) > 1:
+        # seed + r would train some seeds twice (0,1 x 2 repeats: 0,1,1,2).
+        raise UsageError(
+            f"{name}: draws seeds seed, seed + 1, ... from one seed; with a list "
+            f"of seeds ({', '.join(str(s) for s in seeds)}) leave it out and "
+            "list every seed instead"
+        )
+
+
+def _refuse_repeated(
+    values: Mapping[str, Sequence[Any]], where: Callable[[str], str]
+) -> None:
+    """Refuses a value listed twice for one key: a grid would train the same
+    configuration twice under two trial numbers."""
+    for key, listed in values.items():
+        seen: list[Any] = []
+        for value in listed:
+            if value in seen:
+                raise UsageError(
+                    f"{where(key)}: {_shown(value)} is listed twice; list each "
+                    "value once (repeats trains more seeds)"
+                )
+            seen.append(value)
+
+
+def _shown(value: Any) -> str:
+    """A trial value as a user writes it: ``64x32`` for a tuple of widths."""
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return str(value)
 
 
 def from_options(lists: Mapping[str, str | None], repeats: int) -> list[Trial]:
@@ -200,6 +231,7 @@ def from_options(lists: Mapping[str, str | None], repeats: int) -> list[Trial]:
                 f"got {text!r}"
             )
         values[key] = [PARSERS[key](t, option_name(key)) for t in items]
+    _refuse_repeated(values, option_name)
     trials = grid(values, repeats)
     for trial in trials:
         check_trial(trial)
@@ -220,6 +252,7 @@ def from_preset(
             values[key] = [
                 PARSERS[key](t.strip(), option_name(key)) for t in str(text).split(",")
             ]
+            _refuse_repeated({key: values[key]}, option_name)
     trials = grid(values, repeats)
     for trial in trials:
         check_trial(trial)
@@ -277,12 +310,21 @@ def from_spec(
     repeats = _number(int)(spec.get("repeats", 1), where("repeats"))
     # A list is a set of choices; for hidden each choice is 64, "64x32" or [64, 32].
     raw = {k: v if isinstance(v, list) else [v] for k, v in spec.items() if k in KEYS}
+    for key in NUMBERS:
+        quoted = next((v for v in raw.get(key, []) if isinstance(v, str)), None)
+        if quoted is not None:
+            # The command line's values are text; a file's are TOML values.
+            raise UsageError(
+                f"{where(key)}: expected a number, got the string {quoted!r}; "
+                "write it without quotes (a list as [a, b])"
+            )
     if search == "grid":
         _refuse_random_keys(spec, source, n_trials)
         values = {k: [PARSERS[k](v, where(k)) for v in vs] for k, vs in raw.items()}
         if any(not vs for vs in values.values()):
             empty = next(k for k, vs in values.items() if not vs)
             raise UsageError(f"{where(empty)}: the list is empty")
+        _refuse_repeated(values, where)
         trials = grid(values, repeats, where("repeats"))
     else:
         count = _trial_count(spec, n_trials, where)
@@ -343,6 +385,7 @@ def _random(
     repeats: int,
     where: Callable[[str], str],
 ) -> list[Trial]:
+    _check_repeats(raw.get("seed", []), repeats, where("repeats"))
     rng = np.random.default_rng(seed)
     for key in LOG_UNIFORM:
         if key in raw and len(raw[key]) == 2:
