@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import logging
+import math
 import os
 import sys
 import time
@@ -419,7 +420,7 @@ def _version(distribution: str) -> str | None:
 )
 def monitor(runs_dir: Path, refresh: float) -> None:
     """Follow training runs and sweeps live in the terminal."""
-    from tui import check_refresh, check_runs_dir, run_monitor
+    from tui import check_refresh, check_runs_dir, check_terminal, run_monitor
 
     problem = check_refresh(refresh)
     if problem is not None:
@@ -427,6 +428,9 @@ def monitor(runs_dir: Path, refresh: float) -> None:
     problem = check_runs_dir(runs_dir)
     if problem is not None:
         raise UsageError(f"RUNS_DIR: {problem}")
+    problem = check_terminal()
+    if problem is not None:
+        raise UsageError(problem)
     run_monitor(runs_dir, refresh)
 
 
@@ -456,13 +460,11 @@ def print_metrics(report: dict[str, Any]) -> None:
 
 
 def _fmt(value: Any) -> str:
-    return (
-        "n/a"
-        if value is None
-        else f"{value:.4f}"
-        if isinstance(value, float)
-        else str(value)
-    )
+    # As the epoch lines show it: a metric the test part cannot define (ROC
+    # AUC of one class) is n/a, not nan.
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def elapsed(start: float) -> str:

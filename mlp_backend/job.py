@@ -85,6 +85,19 @@ def checksum(path: Path) -> str:
     return f"crc32:{zlib.crc32(path.read_bytes()):08x}"
 
 
+def note_full_batch(batch_size: int, dataset: Dataset) -> None:
+    """Says when ``--batch-size`` is more than the training rows: each epoch
+    is then one step on all of them, which a user may not have meant."""
+    rows = int(dataset.parts["train"][0].shape[0])
+    if batch_size > rows:
+        logger.warning(
+            "--batch-size %d is more than the %d training rows: each epoch is "
+            "one full batch",
+            batch_size,
+            rows,
+        )
+
+
 def check_same_data(recorded: dict[str, Any], dataset: Dataset) -> None:
     """Refuses to resume on data files other than the ones a job began with.
 

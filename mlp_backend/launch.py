@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from mlp_backend.errors import UsageError
+
 
 def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     """Starts ``mlp-backend`` with ``argv`` minus ``--monitor``, then the monitor.
@@ -20,6 +22,12 @@ def run_with_monitor(argv: list[str], runs_dir: Path) -> int:
     Returns the exit code to leave with: the job's, if it ended while the
     monitor was open; 0 when the job was left running.
     """
+    from tui import check_terminal
+
+    problem = check_terminal()
+    if problem is not None:
+        # Before the job starts: it would otherwise run on, unwatched.
+        raise UsageError(f"--monitor: {problem}")
     args = [a for a in argv if a != "--monitor"]
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = runs_dir / ".job.log"

@@ -129,6 +129,7 @@ def int_list(value: str, option: str) -> tuple[int, ...]:
         return tuple(int(v) for v in items)
     except ValueError:
         raise UsageError(
-            f"{option}: expected integers like 64,32 (one per hidden layer); "
+            f"{option}: expected integers like 64,32 or 64x32 (one per hidden "
+            "layer); "
             f"got {value!r}"
         ) from None

@@ -38,6 +38,7 @@ from mlp_backend.job import (
     evaluate,
     finish_run,
     load_dataset,
+    note_full_batch,
     read_table,
     resume_folder,
     run_config,
@@ -188,6 +189,7 @@ def run_train(options: dict[str, Any], display: str = "none") -> str:
     if recorded is not None:
         check_same_data(recorded["data"], dataset)
     check_metric(options["metric"], dataset.task)
+    note_full_batch(int(options["batch_size"]), dataset)
     n_train, n_val = (int(dataset.parts[k][0].shape[0]) for k in ("train", "val"))
     outputs = dataset.n_classes if dataset.task == "multiclass" else 1
     check_memory(

@@ -362,6 +362,20 @@ def test_monitor_refuses_a_refresh_that_would_spin_or_never_draw(tmp_path, refre
     ), result.output
 
 
+def test_the_monitor_needs_a_terminal(tmp_path):
+    # Into a pipe it wrote its escape codes; CliRunner's streams are no terminal.
+    needs = "the monitor needs a terminal on standard input and output"
+    result = invoke("monitor", tmp_path)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {needs}"), result.output
+    runs = tmp_path / "runs"
+    result = invoke("train", "--monitor", "--runs-dir", runs, *FAST)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: --monitor: {needs}"), result.output
+    # Refused before the job started.
+    assert not runs.exists()
+
+
 def test_info_runs():
     result = invoke("info")
     assert result.exit_code == 0, result.output
@@ -920,6 +934,19 @@ def test_a_part_without_a_class_is_warned_of(tmp_path):
     assert "no row of" not in result.output
 
 
+def test_a_batch_larger_than_the_training_rows_is_said(tmp_path):
+    data = _table(tmp_path / "pets.csv", 100)
+    args = ["--data", data, "--label", "species", "--runs-dir", tmp_path / "runs"]
+    args += ["--epochs", "1", "--hidden", "4"]
+    said = "--batch-size 71 is more than the 70 training rows: each epoch is one "
+    said += "full batch"
+    for size, expected in (("71", [said]), ("70", [])):
+        result = invoke("train", *args, "--batch-size", size)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if "--batch-size" in line]
+        assert lines == expected
+
+
 def test_case_b14_small_classes_are_named_as_the_cause(tmp_path):
     runs = tmp_path / "runs"
     data = case_file("B14_unknown_label.csv")
@@ -978,6 +1005,8 @@ def test_monitor_flag_runs_the_job_beside_the_monitor(
             time.sleep(0.05)
 
     monkeypatch.setattr(tui, "run_monitor", monitor)
+    # As in a terminal: pytest's streams are none.
+    monkeypatch.setattr(tui, "check_terminal", lambda: None)
     # Asked whether to leave the job running, the person says no.
     monkeypatch.setattr(launch.click, "confirm", lambda *a, **k: False)
     args = [

@@ -8,9 +8,10 @@ nor CuPy.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
-__all__ = ["check_refresh", "check_runs_dir", "run_monitor"]
+__all__ = ["check_refresh", "check_runs_dir", "check_terminal", "run_monitor"]
 
 #: The shortest and longest times between looks: shorter only spins the CPU
 #: (a nan or 1e-9 never let the screen draw), longer never updates.
@@ -34,6 +35,23 @@ def check_runs_dir(path: Path) -> str | None:
         return f"runs folder {path} does not exist; pass the runs folder"
     if not path.is_dir():
         return f"{path} is not a folder; pass the runs folder"
+    return None
+
+
+def check_terminal() -> str | None:
+    """Why the monitor cannot draw here, or None when it can.
+
+    It reads keys from standard input and draws on standard output; into a
+    pipe or a file it wrote its escape codes. Checked by every entry point,
+    as :func:`check_runs_dir` is (``train --monitor`` before it starts the
+    job).
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return (
+            "the monitor needs a terminal on standard input and output (over "
+            "SSH, ssh -t); without one, mlp-backend report and the run "
+            "folders' files say how runs are going"
+        )
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tui import check_refresh, check_runs_dir, run_monitor
+from tui import check_refresh, check_runs_dir, check_terminal, run_monitor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     problem = check_refresh(args.refresh)
     if problem is not None:
         parser.error(f"--refresh: {problem}")
+    problem = check_terminal()
+    if problem is not None:
+        parser.error(problem)
     run_monitor(args.runs_dir, refresh=args.refresh)
 
 

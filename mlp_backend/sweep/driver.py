@@ -15,7 +15,7 @@ from typing import Any
 
 from mlp_backend.backend import resolve_name
 from mlp_backend.errors import UsageError
-from mlp_backend.job import catch_interrupts, check_same_data
+from mlp_backend.job import catch_interrupts, check_same_data, note_full_batch
 from mlp_backend.options import label_value, option_name
 from mlp_backend.runs import STOP_REQUEST, SWEEP_LOCK, FolderLock
 from mlp_backend.sweep import spec as specs
@@ -151,6 +151,9 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     dataset = dataset_for(data)
     for metric in sorted({t["metric"] for t in trials}):
         check_metric(metric, dataset.task)
+    if not options.get("resume"):
+        for batch_size in sorted({int(t["batch_size"]) for t in trials}):
+            note_full_batch(batch_size, dataset)
     checksums = {k: dataset.info[k] for k in ("checksum", "test_checksum")}
     if options.get("resume"):
         check_same_data(recorded.get("checksums", {}), dataset)

@@ -38,5 +38,12 @@ def test_missing_runs_dir_exits_2(
         assert "--refresh: expected seconds from 0.05 to 3600" in (
             capsys.readouterr().err
         )
+    # pytest's streams are no terminal, which the monitor needs to draw.
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main([str(tmp_path), "--refresh", "0.5"])
+    assert exit_info.value.code == 2
+    assert "the monitor needs a terminal" in capsys.readouterr().err
+    assert opened == []
+    monkeypatch.setattr(entry, "check_terminal", lambda: None)
     entry.main([str(tmp_path), "--refresh", "0.5"])
     assert opened == [tmp_path]
