@@ -338,7 +338,11 @@ def _binary_logits(estimator, X: np.ndarray) -> np.ndarray | None:
 def _report(path: Path, summary: dict[str, Any]) -> None:
     from mlp_backend.cli import print_metrics
 
-    line = f"run {summary['state']} after {epochs_text(summary['epochs_run'])}"
+    if summary["state"] == "diverged":
+        # Its epochs_run counts the epoch it diverged in, which did not end.
+        line = f"run diverged in epoch {summary['epochs_run']}"
+    else:
+        line = f"run {summary['state']} after {epochs_text(summary['epochs_run'])}"
     if summary["best_epoch"]:
         line += f" (best epoch {summary['best_epoch']})"
     line += f" in {summary['seconds']:.1f}s"

@@ -269,7 +269,7 @@ def test_forced_divergence_is_recorded_with_epoch_step_and_finite_weights(tmp_pa
     # One line says so, with no best epoch where none was recorded.
     said = [line for line in result.output.splitlines() if "diverged" in line]
     assert len(said) == 1, result.output
-    assert said[0].startswith("run diverged after 1 epoch in "), said
+    assert said[0].startswith("run diverged in epoch 1 in "), said
     assert said[0].endswith(f"s: {summary['reason']}"), said
 
 
