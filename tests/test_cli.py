@@ -833,7 +833,8 @@ def _table(path: Path, rows: int, seed: int = 0) -> Path:
     return path
 
 
-def test_evaluate_and_predict_use_the_runs_label_column(tmp_path):
+def _pets_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A run ``pets`` trained on a table with a header; its data and runs folder."""
     data = _table(tmp_path / "pets.csv", 300)
     runs = tmp_path / "runs"
     trained = invoke(
@@ -841,6 +842,11 @@ def test_evaluate_and_predict_use_the_runs_label_column(tmp_path):
         "--name", "pets", *FAST,
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
+    return data, runs
+
+
+def test_evaluate_and_predict_use_the_runs_label_column(tmp_path):
+    data, runs = _pets_run(tmp_path)
     summary = strict_json((runs / "pets" / "summary.json").read_text())
     assert run_evaluate(runs / "pets", None, "numpy") == summary["test"]
     again = run_evaluate(runs / "pets", str(data), "numpy")
@@ -865,13 +871,7 @@ def test_task_and_label_that_do_not_fit_magic_exit_2(tmp_path, subset):
 
 
 def test_files_scored_later_must_name_the_runs_columns(tmp_path):
-    data = _table(tmp_path / "pets.csv", 300)
-    runs = tmp_path / "runs"
-    trained = invoke(
-        "train", "--data", data, "--label", "species", "--runs-dir", runs,
-        "--name", "pets", *FAST,
-    )  # fmt: skip
-    assert trained.exit_code == 0, trained.output
+    data, runs = _pets_run(tmp_path)
     lines = data.read_text().splitlines()
     swapped = tmp_path / "swapped.csv"
     # Columns a and b exchanged, header and values alike: by position the
