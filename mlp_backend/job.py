@@ -98,13 +98,20 @@ def note_full_batch(batch_size: int, dataset: Dataset) -> None:
         )
 
 
-def check_same_data(recorded: dict[str, Any], dataset: Dataset) -> None:
-    """Refuses to resume on data files other than the ones a job began with.
+#: What a resume does about a changed data file.
+RESUME_NEEDS = "a resume needs the same data: put the file back, or start a new run"
+
+
+def check_same_data(
+    recorded: dict[str, Any], dataset: Dataset, needs: str = RESUME_NEEDS
+) -> None:
+    """Refuses data files other than the ones a job began with.
 
     ``recorded`` is the ``data`` record of the job's ``config.json`` (or
     ``sweep.json``); records from before checksums were kept are taken on
     trust. The files are read again, since a process keeps the data sets it
-    loaded (see :func:`mlp_backend.sweep.worker.dataset_for`).
+    loaded (see :func:`mlp_backend.sweep.worker.dataset_for`). ``needs``
+    ends the message: who needs the same data, and what to do.
     """
     for key, path_key in (("checksum", "path"), ("test_checksum", "test_path")):
         before = recorded.get(key)
@@ -115,8 +122,7 @@ def check_same_data(recorded: dict[str, Any], dataset: Dataset) -> None:
         if now != before:
             raise DataError(
                 f"{path}: not the file this job began with (checksum {before}, "
-                f"now {now}); a resume needs the same data: put the file back, "
-                "or start a new run"
+                f"now {now}); {needs}"
             )
 
 

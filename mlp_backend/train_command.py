@@ -390,6 +390,14 @@ def run_evaluate(
             split=info["split"],
             split_seed=info["split_seed"],
         )
+        # Another file would split into another test part, with rows the
+        # model trained on.
+        check_same_data(
+            info,
+            dataset,
+            "the run's test part can only be drawn from the same data: put the "
+            "file back, or score a labelled file with --data FILE",
+        )
         X, y = dataset.parts["test"]
         X = X * dataset.standardizer.scale + dataset.standardizer.mean
     else:

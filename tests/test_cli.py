@@ -902,6 +902,28 @@ def test_files_scored_later_must_name_the_runs_columns(tmp_path):
     assert invoke("evaluate", runs / "pets", "--data", data).exit_code == 0
 
 
+def test_the_runs_own_test_part_needs_its_own_data(tmp_path):
+    data, runs = _pets_run(tmp_path)
+    before = invoke("evaluate", runs / "pets")
+    assert before.exit_code == 0, before.output
+    # The rows in another order: another split, whose test part holds rows
+    # the model trained on, scored as if new.
+    original = data.read_text()
+    header, *rows = original.splitlines()
+    data.write_text("\n".join([header, *rows[::-1]]) + "\n")
+    result = invoke("evaluate", runs / "pets")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith(
+        f"error: {data}: not the file this job began with"
+    )
+    assert result.output.endswith(
+        "the run's test part can only be drawn from the same data: put the file "
+        "back, or score a labelled file with --data FILE\n"
+    )
+    data.write_text(original)
+    assert invoke("evaluate", runs / "pets").output == before.output
+
+
 def test_too_few_rows_to_split_name_the_file(tmp_path):
     data = _table(tmp_path / "tiny.csv", 3)
     runs = tmp_path / "runs"
