@@ -35,6 +35,7 @@ from mlp_backend.data import (
     load_magic,
     load_table,
     locate_magic,
+    scoring_label,
     stratified_split,
 )
 from mlp_backend.errors import DataError, MLPBackendError, UsageError
@@ -275,8 +276,9 @@ def load_dataset(
         raw = {"train": rows.train, "val": rows.val, "test": rows.test}
         parts = {k: (X[r], y[r]) for k, r in raw.items()}
     else:
+        at = scoring_label(Path(test_data), table.label_name, table.label_col, label)
         test_table = read_table(
-            Path(test_data), task=task, label=label, classes=classes or None
+            Path(test_data), task=task, label=at, classes=classes or None
         )
         check_features(test_table, table.feature_names, named=table.named)
         train_share = split[0] / (split[0] + split[1])
@@ -308,6 +310,9 @@ def load_dataset(
         # Names from a header (or MAGIC's own), not col1, col2, ...: files
         # scored later must then name their columns alike.
         "named": table.named,
+        # Where files scored later find the label (see data.scoring_label).
+        "label_name": table.label_name,
+        "label_index": table.label_col,
         "classes": classes,
         "positive": classes[1] if kind == "binary" else None,
         "split": [float(s) for s in split],

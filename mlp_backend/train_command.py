@@ -17,7 +17,12 @@ import numpy as np
 from mlp_backend.backend import Backend, get_backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import load_checkpoint
-from mlp_backend.data import check_features, first_line_fields, load_table
+from mlp_backend.data import (
+    check_features,
+    first_line_fields,
+    load_table,
+    scoring_label,
+)
 from mlp_backend.errors import (
     DataError,
     DivergenceWarning,
@@ -402,8 +407,12 @@ def run_evaluate(
         X = X * dataset.standardizer.scale + dataset.standardizer.mean
     else:
         kind = "regression" if task == "regression" else "classification"
+        info = config["data"]
+        at = scoring_label(
+            Path(data), info.get("label_name"), info.get("label_index"), label
+        )
         table = read_table(
-            Path(data), task=kind, label=label, classes=saved.classes or None
+            Path(data), task=kind, label=at, classes=saved.classes or None
         )
         check_features(
             table,
@@ -430,8 +439,12 @@ def run_predict(run: Path, file: Path, backend_name: str | None):
     # A file may carry the label column where the run's data had it, or
     # features only.
     labelled: DataError | None = None
+    info = saved.config["data"]
+    at = scoring_label(
+        file, info.get("label_name"), info.get("label_index"), info.get("label", -1)
+    )
     try:
-        table = load_table(file, label=saved.config["data"].get("label", -1))
+        table = load_table(file, label=at)
     except DataError as exc:
         table, labelled = None, exc
     if table is None or table.X.shape[1] != len(names):

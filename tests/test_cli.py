@@ -902,6 +902,35 @@ def test_files_scored_later_must_name_the_runs_columns(tmp_path):
     assert invoke("evaluate", runs / "pets", "--data", data).exit_code == 0
 
 
+def test_files_scored_later_find_the_label_by_name_or_by_place(tmp_path):
+    # The run was trained with --label species, the third of four columns.
+    data, runs = _pets_run(tmp_path)
+    header, *rows = data.read_text().splitlines()
+    first = tmp_path / "first.csv"
+    fields = [line.split(",") for line in [header, *rows]]
+    first.write_text("".join(f"{s},{a},{b},{c}\n" for a, b, s, c in fields))
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("\n".join(rows) + "\n")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("\n".join([header.replace("species", "kind"), *rows]) + "\n")
+    scored = invoke("evaluate", runs / "pets", "--data", data)
+    assert scored.exit_code == 0, scored.output
+    # The label first, by its name; no header, at its place in training.
+    for other in (first, headerless):
+        result = invoke("evaluate", runs / "pets", "--data", other)
+        assert result.exit_code == 0, result.output
+        assert result.output == scored.output
+        predicted = invoke("predict", runs / "pets", other)
+        assert predicted.exit_code == 0, predicted.output
+        assert predicted.output == invoke("predict", runs / "pets", data).output
+    result = invoke("evaluate", runs / "pets", "--data", renamed)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"error: {renamed}, line 1: no column named 'species' for the label; the "
+        "header names a, b, kind, c"
+    )
+
+
 def test_the_runs_own_test_part_needs_its_own_data(tmp_path):
     data, runs = _pets_run(tmp_path)
     before = invoke("evaluate", runs / "pets")

@@ -26,6 +26,7 @@ from mlp_backend.data.tables import (
     check_features,
     first_line_fields,
     load_table,
+    scoring_label,
 )
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "load_magic",
     "load_table",
     "locate_magic",
+    "scoring_label",
     "stratified_split",
 ]

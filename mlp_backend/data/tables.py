@@ -52,6 +52,8 @@ class Table:
         named: True when ``feature_names`` come from a header line or a known layout
             (MAGIC); False when they are placeholders ``col1``, ``col2``, ...
             numbered by file column.
+        label_col: The label's 0-based column, None without a label.
+        label_name: The label column's name where the columns have names.
     """
 
     X: np.ndarray
@@ -59,6 +61,8 @@ class Table:
     feature_names: list[str]
     path: str
     named: bool = False
+    label_col: int | None = None
+    label_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,12 +205,15 @@ def _parse(
     else:
         feature_names = [f"col{j + 1}" for j in feature_cols]
     logger.debug("read %s: %d rows, %d features", shown, X.shape[0], X.shape[1])
+    named_label = layout.names is not None and layout.label_col is not None
     return Table(
         X=X,
         labels=labels,
         feature_names=feature_names,
         path=shown,
         named=layout.names is not None,
+        label_col=layout.label_col,
+        label_name=layout.names[layout.label_col] if named_label else None,
     )
 
 
@@ -308,6 +315,36 @@ def first_line_fields(path: Path) -> int:
     except DataError:
         return 0
     return len(lines[0].split(_split_of(lines[0], None)))
+
+
+def scoring_label(
+    path: Path, name: str | None, index: int | None, given: str | int
+) -> str | int:
+    """Where the label is in a file scored by a model trained on another.
+
+    By ``name``, the training table's label column, where the file has a
+    header (the file may order its columns otherwise, and a header without
+    that name is then an error that says so); by ``index``, its position in
+    the training table, where the file has none; else as ``given`` to
+    training (runs from before both were recorded).
+    """
+    header = _header_names(path)
+    if header is not None and name is not None:
+        return name
+    if header is None and index is not None:
+        return index
+    return given
+
+
+def _header_names(path: Path) -> list[str] | None:
+    """The first line's fields where the header rule reads it as names."""
+    try:
+        first = _read_lines(path, str(path))[0]
+    except DataError:
+        # Reading the file for real says what is wrong with it.
+        return None
+    fields = [f.strip() for f in first.split(_split_of(first, None))]
+    return fields if all(f and not _is_number(f) for f in fields) else None
 
 
 def _label_index(label: int, n_fields: int, shown: str) -> int:
