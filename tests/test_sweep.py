@@ -568,12 +568,42 @@ def test_a_value_listed_twice_is_refused() -> None:
     assert len(specs.from_options({"lr": "0.1,0.01", "hidden": "8,16"}, 1)) == 4
 
 
+def test_random_search_draws_each_configuration_once() -> None:
+    spec = {
+        "search": "random",
+        "sample_seed": 3,
+        "hidden": [[8], [16]],
+        "activation": ["relu", "tanh"],
+    }
+    # Six draws from these four once trained three of them twice.
+    trials = specs.from_spec({**spec, "trials": 4}, "r.toml")
+    assert sorted((t["hidden"], t["activation"]) for t in trials) == [
+        ((8,), "relu"),
+        ((8,), "tanh"),
+        ((16,), "relu"),
+        ((16,), "tanh"),
+    ]
+    with pytest.raises(UsageError, match="^r.toml: trials: 6 trials, but the ch"):
+        specs.from_spec({**spec, "trials": 6}, "r.toml")
+    with pytest.raises(UsageError, match="^--trials: 5 trials, but the choices"):
+        specs.from_spec(spec, "r.toml", 5)
+    # A choice written twice is one configuration.
+    with pytest.raises(UsageError, match="hold 1 configuration;"):
+        specs.from_spec({"search": "random", "trials": 2, "hidden": [8, "8"]}, "r")
+    ranged = specs.from_spec({**spec, "trials": 20, "lr": [1e-4, 1e-1]}, "r.toml")
+    assert len({(t["hidden"], t["activation"], t["lr"]) for t in ranged}) == 20
+
+
 def test_a_spec_number_written_as_a_string_is_refused() -> None:
     # "0.01" once passed while "0.01,0.1" failed as no float.
     for value in ("0.01", ["0.01", 0.1]):
         with pytest.raises(UsageError, match="s.toml: lr: expected a number, got the"):
             specs.from_spec({"lr": value}, "s.toml")
     assert specs.from_spec({"lr": 0.01, "hidden": "64x32"}, "s.toml")[0]["lr"] == 0.01
+    random = {"search": "random", "trials": 3, "lr": [1e-4, 1e-1]}
+    for key in ("trials", "sample_seed", "repeats"):
+        with pytest.raises(UsageError, match=f"s.toml: {key}: expected a number"):
+            specs.from_spec({**random, key: "2"}, "s.toml")
 
 
 def test_resume_of_a_missing_folder_says_so(tmp_path: Path) -> None:

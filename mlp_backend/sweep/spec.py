@@ -307,6 +307,12 @@ def from_spec(
         raise UsageError(
             f"{where('search')}: expected 'grid' or 'random', got {search!r}"
         )
+    for key in ("trials", "sample_seed", "repeats"):
+        if isinstance(spec.get(key), str):
+            raise UsageError(
+                f"{where(key)}: expected a number, got the string {spec[key]!r}; "
+                "write it without quotes"
+            )
     repeats = _number(int)(spec.get("repeats", 1), where("repeats"))
     # A list is a set of choices; for hidden each choice is 64, "64x32" or [64, 32].
     raw = {k: v if isinstance(v, list) else [v] for k, v in spec.items() if k in KEYS}
@@ -327,8 +333,9 @@ def from_spec(
         _refuse_repeated(values, where)
         trials = grid(values, repeats, where("repeats"))
     else:
-        count = _trial_count(spec, n_trials, where)
-        trials = _random(raw, count, _sample_seed(spec, where), repeats, where)
+        count, name = _trial_count(spec, n_trials, where)
+        seed = _sample_seed(spec, where)
+        trials = _random(raw, (count, name), seed, repeats, where)
     for trial in trials:
         check_trial(trial, where)
     return trials
@@ -353,8 +360,9 @@ def _refuse_random_keys(
 
 def _trial_count(
     spec: Mapping[str, Any], n_trials: int | None, where: Callable[[str], str]
-) -> int:
-    """How many trials random search draws: ``--trials``, else the file's key."""
+) -> tuple[int, str]:
+    """How many trials random search draws, ``--trials`` or else the file's
+    key, and how messages name it."""
     if n_trials is not None:
         count, name = n_trials, "--trials"
     elif "trials" in spec:
@@ -367,7 +375,7 @@ def _trial_count(
         )
     if count < 1:
         raise UsageError(f"{name}: must be at least 1, got {count}")
-    return count
+    return count, name
 
 
 def _sample_seed(spec: Mapping[str, Any], where: Callable[[str], str]) -> int:
@@ -380,34 +388,58 @@ def _sample_seed(spec: Mapping[str, Any], where: Callable[[str], str]) -> int:
 
 def _random(
     raw: Mapping[str, list[Any]],
-    count: int,
+    wanted: tuple[int, str],
     seed: int,
     repeats: int,
     where: Callable[[str], str],
 ) -> list[Trial]:
+    """``wanted`` trials, each a configuration not drawn before.
+
+    A configuration drawn again is drawn anew (with log-uniform ranges that
+    hardly happens; among a few choices it did, and trained one
+    configuration under several trial numbers). Choices alone that hold
+    fewer configurations than ``wanted`` are refused.
+    """
+    count, name = wanted
     _check_repeats(raw.get("seed", []), repeats, where("repeats"))
-    rng = np.random.default_rng(seed)
-    for key in LOG_UNIFORM:
-        if key in raw and len(raw[key]) == 2:
-            low, high = (PARSERS[key](v, where(key)) for v in raw[key])
+    ranges = {}
+    choices = {}
+    for key, options in raw.items():
+        if not options:
+            raise UsageError(f"{where(key)}: the list is empty")
+        parsed = [PARSERS[key](v, where(key)) for v in options]
+        if key in LOG_UNIFORM and len(options) == 2:
+            low, high = parsed
             if not 0 < low < high:
                 raise UsageError(
                     f"{where(key)}: a log-uniform range needs 0 < low < high, "
                     f"got [{low}, {high}]"
                 )
-    trials = []
-    for _ in range(count):
+            ranges[key] = (low, high)
+        else:
+            choices[key] = parsed
+    space = math.prod(len(set(values)) for values in choices.values())
+    if not ranges and space < count:
+        raise UsageError(
+            f"{name}: {count} trials, but the choices hold {space} "
+            f"configuration{'s' if space != 1 else ''}; ask for at most {space}, "
+            "or use a grid search"
+        )
+    rng = np.random.default_rng(seed)
+    trials: list[Trial] = []
+    drawn: set[tuple] = set()
+    while len(drawn) < count:
         point: dict[str, list[Any]] = {}
-        for key, options in raw.items():
-            if key in LOG_UNIFORM and len(options) == 2:
-                low, high = (float(v) for v in options)
+        for key in raw:
+            if key in ranges:
+                low, high = ranges[key]
                 value = float(math.exp(rng.uniform(math.log(low), math.log(high))))
             else:
-                if not options:
-                    raise UsageError(f"{where(key)}: the list is empty")
-                value = PARSERS[key](
-                    options[int(rng.integers(len(options)))], where(key)
-                )
+                value = choices[key][int(rng.integers(len(choices[key])))]
             point[key] = [value]
+        configuration = tuple(sorted((k, v[0]) for k, v in point.items()))
+        if configuration in drawn:
+            continue
+        drawn.add(configuration)
         trials += grid(point, repeats, where("repeats"))
     return trials
