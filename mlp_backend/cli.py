@@ -321,6 +321,16 @@ def predict(run: Path, file: Path, output: Path | None, backend: str | None) -> 
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"-o/--output: the folder {output.parent} does not exist")
+    if (
+        output is not None
+        and output.exists()
+        and file.exists()
+        and output.samefile(file)
+    ):
+        raise UsageError(
+            f"-o/--output: {output} is the file to predict on; it would be "
+            "replaced by the predictions"
+        )
     header, rows = run_predict(run, file, backend)
     text = io.StringIO(newline="")
     writer = csv.writer(text)

@@ -128,7 +128,9 @@ def check_same_data(
 
 
 def _warn_missing_classes(
-    path: Path, parts: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str]
+    paths: dict[str, Path],
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
 ) -> None:
     """Warns of a validation or test part that lacks a class.
 
@@ -144,7 +146,7 @@ def _warn_missing_classes(
             logger.warning(
                 "%s: the %s part (%d %s) has no row of class %s; its metrics "
                 "leave %s out",
-                path,
+                paths[name],
                 "validation" if name == "val" else "test",
                 rows,
                 "row" if rows == 1 else "rows",
@@ -251,6 +253,11 @@ def load_dataset(
             f"--positive {positive!r}: {path} is MAGIC, whose positive class is "
             f"fixed to {MAGIC_CLASSES[1]!r} (gamma); leave out --positive"
         )
+    if task == "regression" and positive is not None:
+        raise UsageError(
+            f"--positive {positive!r}: only for classification; a regression "
+            "target has no classes"
+        )
     if magic and task == "regression":
         raise UsageError(
             f"--task regression: {path} is MAGIC, a classification task (g or h)"
@@ -297,7 +304,9 @@ def load_dataset(
 
     if any(Xp.shape[0] == 0 for Xp, _ in parts.values()):
         raise DataError(_too_few_rows(path, parts, y, classes))
-    _warn_missing_classes(path, parts, classes)
+    _warn_missing_classes(
+        {"val": path, "test": Path(test_data or path)}, parts, classes
+    )
     standardizer = Standardizer.fit(parts["train"][0], table.feature_names)
     parts = {k: (standardizer.transform(Xp), yp) for k, (Xp, yp) in parts.items()}
     info = {

@@ -931,6 +931,31 @@ def test_files_scored_later_find_the_label_by_name_or_by_place(tmp_path):
     )
 
 
+def test_predict_refuses_to_write_over_its_input(tmp_path):
+    data, runs = _pets_run(tmp_path)
+    before = data.read_text()
+    result = invoke("predict", runs / "pets", data, "-o", data)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: -o/--output: {data} is the file to predict on; it would be "
+        "replaced by the predictions\n"
+    )
+    assert data.read_text() == before
+
+
+def test_regression_refuses_a_positive_class(tmp_path):
+    data = _table(tmp_path / "pets.csv", 60)
+    result = invoke(
+        "train", "--data", data, "--label", "a", "--task", "regression",
+        "--positive", "1", "--runs-dir", tmp_path / "runs", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "error: --positive '1': only for classification; a regression target has "
+        "no classes"
+    )
+
+
 def test_the_runs_own_test_part_needs_its_own_data(tmp_path):
     data, runs = _pets_run(tmp_path)
     before = invoke("evaluate", runs / "pets")
@@ -978,6 +1003,16 @@ def test_a_part_without_a_class_is_warned_of(tmp_path):
         f"{data}: the test part (9 rows) has no row of class 'bird'; its "
         "metrics leave it out",
     ]
+    # A test file without the class is the file named for the test part.
+    test = tmp_path / "test.csv"
+    test.write_text("a,b,species,c\n1.0,1.0,cat,1.0\n2.0,1.0,dog,0.0\n")
+    result = invoke(*args, "--test-data", test)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "no row of" in line]
+    assert warned[-1] == (
+        f"{test.resolve()}: the test part (2 rows) has no row of class 'bird'; its "
+        "metrics leave it out"
+    )
     # With three rows of it every part has one: nothing to say.
     data.write_text(data.read_text() + "0.0,1.0,bird,2.0\n")
     result = invoke(*args)

@@ -525,6 +525,38 @@ def test_report_of_a_sweep_that_all_diverged_is_a_table(
         build_report(path, "nope", "hidden", "lr", figures=False)
 
 
+def test_report_ranks_trials_that_trained_before_diverged_ones(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    grid = options(small_magic, tmp_path / "runs", hidden="8", dtype="float32")
+    path, _ = run_sweep({**grid, "lr": "1e30,0.01,0.1", "optimizer": "sgd"})
+    found = build_report(path, "test_f1", "hidden", "lr", figures=False)
+    states = [row["state"] for row in found.rows]
+    assert states == ["finished", "finished", "diverged"]
+    assert isinstance(found.rows[2]["test_f1"], float)
+    assert found.rows[0]["test_f1"] >= found.rows[1]["test_f1"]
+    with pytest.raises(UsageError) as error:
+        build_report(path, "nope", "hidden", "lr", figures=False)
+    assert "format" not in str(error.value) and "test_f1" in str(error.value)
+
+
+def test_report_of_more_than_two_classes_shows_accuracy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    table = tmp_path / "three.csv"
+    kinds = ["a", "b", "c"]
+    lines = [
+        f"{a:.4f},{b:.4f},{c:.4f},{kinds[int(a > 0) + int(b > 0)]}" for a, b, c in X
+    ]
+    table.write_text("\n".join(lines) + "\n")
+    path, _ = run_sweep(options(table, tmp_path / "runs"))
+    found = build_report(path, None, "hidden", "lr", figures=False)
+    headers = [column.header for column in leaderboard(found).columns]
+    assert headers[-2:] == ["test_f1", "test_accuracy"]
+    with pytest.raises(UsageError, match="--sort: no column 'test_roc_auc'"):
+        build_report(path, "test_roc_auc", "hidden", "lr", figures=False)
+
+
 def test_report_sorts_hyperparameters_in_order_and_best_value_by_its_metric(
     small_magic: Path, tmp_path: Path
 ) -> None:

@@ -27,6 +27,8 @@ OUTCOMES = {
     "classification": ("epochs_run", "val_loss", "val_f1", "test_f1", "test_roc_auc"),
     "regression": ("epochs_run", "val_loss", "val_r2", "test_mse", "test_r2"),
 }
+#: The states whose trials rank by their metrics, ahead of the rest.
+RANKED = ("finished", "pruned")
 #: What a report sorts by and draws when no metric is named, by task.
 DEFAULT_METRIC = {"classification": "val_f1", "regression": "val_r2"}
 
@@ -99,16 +101,31 @@ def sort_rows(rows: Sequence[dict[str, Any]], column: str) -> list[dict[str, Any
         ranked_as = monitors[0] if monitors else "val_loss"
     sign = 1.0 if _lower_is_better(ranked_as) else -1.0
 
-    def key(row: dict[str, Any]) -> tuple[float, int]:
+    def key(row: dict[str, Any]) -> tuple[bool, float, int]:
         value = row.get(column)
         good = (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
             and math.isfinite(value)
         )
-        return (sign * value if good else math.inf, row["trial"])
+        # A diverged trial's metrics are those of its last finite weights,
+        # no trained result: it ranks after the trials that trained.
+        return (
+            row.get("state") not in RANKED,
+            sign * value if good else math.inf,
+            row["trial"],
+        )
 
     return sorted(rows, key=key)
+
+
+def outcomes(rows: Sequence[dict[str, Any]], task: str) -> tuple[str, ...]:
+    """The leaderboard's outcome columns: the task's, with test accuracy in
+    place of ROC AUC where no trial has one (more than two classes)."""
+    columns = OUTCOMES[task]
+    if task == "classification" and rows and not any("test_roc_auc" in r for r in rows):
+        columns = tuple("test_accuracy" if c == "test_roc_auc" else c for c in columns)
+    return columns
 
 
 def pruning_savings(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -203,10 +220,11 @@ def build_report(
     results = read_results(folder)
     rows = [results[i] for i in sorted(results)]
     # A metric of the task is known even where no trial has it (all diverged).
-    columns = {k for row in rows for k in row} | set(OUTCOMES[task])
+    columns = {k for row in rows for k in row} | set(outcomes(rows, task))
     if rows and sort_by not in columns:
+        shown = sorted(columns - {"format"})
         raise UsageError(
-            f"--sort: no column {sort_by!r}; choose from {', '.join(sorted(columns))}"
+            f"--sort: no column {sort_by!r}; choose from {', '.join(shown)}"
         )
     for option, key in (("--x", x_key), ("--y", y_key)):
         if key not in KEYS:
@@ -325,12 +343,15 @@ def _heatmap(
     x_key: str,
     y_key: str,
 ) -> Path:
-    """Best ``metric`` over the other hyperparameters, per (x, y) cell."""
+    """Best ``metric`` over the other hyperparameters, per (x, y) cell, of
+    the trials that trained (finished or pruned)."""
     xs = sorted({r[x_key] for r in rows}, key=_order)
     ys = sorted({r[y_key] for r in rows}, key=_order)
     best = [[math.nan] * len(xs) for _ in ys]
     lower = _lower_is_better(metric)
     for row in rows:
+        if row.get("state") not in RANKED:
+            continue
         value = row.get(metric)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
@@ -375,12 +396,12 @@ def leaderboard(report: Report) -> Any:
         for k in KEYS
         if k in ("hidden", "lr") or len({str(r.get(k)) for r in report.rows}) > 1
     ]
-    outcomes = OUTCOMES[report.task]
-    columns = ["trial", "state", *varying, *outcomes]
+    shown = outcomes(report.rows, report.task)
+    columns = ["trial", "state", *varying, *shown]
     if report.sort_by not in columns:
         columns.append(report.sort_by)
     for column in columns:
-        numeric = column in outcomes or column == "lr" or _is_metric(column)
+        numeric = column in shown or column == "lr" or _is_metric(column)
         table.add_column(column, justify="right" if numeric else "left")
     for row in report.rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
