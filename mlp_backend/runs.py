@@ -268,6 +268,26 @@ class RunFolder:
         write_json(self.path / "summary.json", summary, sync=self.sync)
 
 
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has: a
+    process killed but not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        # No /proc here (macOS), or the process ended just now; the next
+        # look decides.
+        return True
+    # The state follows the command name, which is in parentheses and may
+    # itself hold spaces or parentheses.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 class FolderLock:
     """An exclusive lock file that keeps two processes out of one run or sweep
     folder (``run.lock``, ``sweep.lock``).
@@ -313,12 +333,9 @@ class FolderLock:
         if host != socket.gethostname():
             return False
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
+            return not process_running(int(pid))
+        except ValueError:
             return False
-        return False
 
     def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)

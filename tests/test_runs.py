@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,26 @@ def test_stale_lock_of_dead_process_is_taken_over(tmp_path):
     with FolderLock(path):
         assert path.read_text().split()[1] == str(os.getpid())
     assert not path.exists()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for zombies")
+def test_lock_of_a_killed_process_not_yet_reaped_is_taken_over(tmp_path):
+    # Right after a kill -9 its parent may not have reaped it yet: a resume
+    # then said the folder was in use, a report that the sweep was running.
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    deadline = time.monotonic() + 30
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    path = tmp_path / "sweep.lock"
+    path.write_text(f"{socket.gethostname()} {zombie.pid}")
+    try:
+        assert not FolderLock(path).held()
+        with FolderLock(path):
+            assert path.read_text().split()[1] == str(os.getpid())
+    finally:
+        zombie.wait()
 
 
 def test_lock_of_live_process_elsewhere_is_respected(tmp_path):

@@ -26,12 +26,11 @@ from concurrent.futures import (
 )
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import RunError, UsageError
 from mlp_backend.job import Dataset, interrupted, stop_gracefully_on_signals
-from mlp_backend.runs import STOP_REQUEST, RunFolder
+from mlp_backend.runs import STOP_REQUEST, RunFolder, process_running
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
 from mlp_backend.sweep.processes import single_threaded, worker_context
@@ -185,28 +184,9 @@ def _watch_sweep(sweep: int) -> None:
     sweep's output pipes open, for as long as the zombie lasted.
     """
     parent = os.getppid()
-    while os.getppid() == parent and _running(sweep):
+    while os.getppid() == parent and process_running(sweep):
         time.sleep(0.25)
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        # No /proc here (macOS), or the process ended just now; the next
-        # look decides.
-        return True
-    # The state follows the command name, which is in parentheses and may
-    # itself hold spaces or parentheses.
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @dataclass(frozen=True)
