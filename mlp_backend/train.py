@@ -97,19 +97,20 @@ class TrainConfig:
             )
 
 
-def check_metric(metric: str, task: str) -> None:
+def check_metric(metric: str, task: str, name: str = "--metric") -> None:
     """Rejects a validation metric that the task does not have.
 
     Raises:
-        UsageError: Naming ``--metric`` and the task.
+        UsageError: Naming ``name`` (the option, or a spec file's key) and
+            the task.
     """
     regression = metric in ("val_mse", "val_r2")
     if regression and task != "regression":
-        raise UsageError(f"--metric: {metric} is for regression tasks")
+        raise UsageError(f"{name}: {metric} is for regression tasks")
     if metric not in ("val_loss", "val_mse", "val_r2") and task == "regression":
-        raise UsageError(f"--metric: {metric} is for classification tasks")
+        raise UsageError(f"{name}: {metric} is for classification tasks")
     if task == "multiclass" and metric == "val_roc_auc":
-        raise UsageError("--metric: val_roc_auc is defined for binary tasks only")
+        raise UsageError(f"{name}: val_roc_auc is defined for binary tasks only")
 
 
 def check_member(member: Member) -> None:

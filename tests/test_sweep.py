@@ -354,6 +354,26 @@ def test_pruning_marks_members_pruned(small_magic: Path, tmp_path: Path) -> None
         assert f"{here['name']} pruned after {here['epochs_run']} epochs" in line
     else:
         assert f"{here['name']} finished, ranked" in line
+    # The same trials on another split are no comparison.
+    other, _ = run_sweep(
+        options(
+            small_magic,
+            tmp_path / "runs",
+            name="other",
+            epochs="1",
+            hidden="4",
+            lr="0.3",
+            split_seed=1,
+        )
+    )
+    result = CliRunner().invoke(
+        cli, ["report", str(path), "--no-figures", "--compare", str(other)]
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: --compare {other}: its trials were trained on other data or "
+        "another split than this sweep's; compare sweeps of the same data\n"
+    )
 
 
 def b21_trials() -> tuple[dict, list[dict]]:
@@ -624,6 +644,15 @@ def test_random_search_draws_each_configuration_once() -> None:
         specs.from_spec({"search": "random", "trials": 2, "hidden": [8, "8"]}, "r")
     ranged = specs.from_spec({**spec, "trials": 20, "lr": [1e-4, 1e-1]}, "r.toml")
     assert len({(t["hidden"], t["activation"], t["lr"]) for t in ranged}) == 20
+
+
+def test_a_spec_metric_the_task_lacks_names_the_file(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('metric = "val_r2"\nepochs = 1\n')
+    with pytest.raises(UsageError, match=rf"^{spec}: metric: val_r2 is for regr"):
+        run_sweep({"spec": str(spec), "data": str(small_magic), "workers": 1})
 
 
 def test_a_spec_number_written_as_a_string_is_refused() -> None:

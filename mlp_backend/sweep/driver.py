@@ -150,7 +150,8 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     backend_name = resolve_name(settings.backend, settings.dtype)
     dataset = dataset_for(data)
     for metric in sorted({t["metric"] for t in trials}):
-        check_metric(metric, dataset.task)
+        spec = options.get("spec") if not options.get("resume") else None
+        check_metric(metric, dataset.task, f"{spec}: metric" if spec else "--metric")
     if not options.get("resume"):
         for batch_size in sorted({int(t["batch_size"]) for t in trials}):
             note_full_batch(batch_size, dataset)

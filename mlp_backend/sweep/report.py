@@ -175,6 +175,27 @@ def survival(
     return {"sweep": other, "best": best, "match": None, "rank": None}
 
 
+def _check_same_data(ours: dict[str, Any], theirs: dict[str, Any], other: Path) -> None:
+    """Refuses to compare sweeps trained on different data or splits.
+
+    The files' checksums decide where both sweeps recorded them; the rest of
+    the data record (task, label, split seed) must agree too.
+    """
+    mine, yours = ours["spec"].get("data", {}), theirs["spec"].get("data", {})
+    sums = ours["spec"].get("checksums"), theirs["spec"].get("checksums")
+    keys = [k for k in mine if k not in ("data", "test_data")]
+    same = all(mine.get(k) == yours.get(k) for k in keys)
+    if sums[0] and sums[1]:
+        same = same and sums[0] == sums[1]
+    else:
+        same = same and all(mine.get(k) == yours.get(k) for k in ("data", "test_data"))
+    if not same:
+        raise UsageError(
+            f"--compare {other}: its trials were trained on other data or another "
+            "split than this sweep's; compare sweeps of the same data"
+        )
+
+
 def survival_line(found: dict[str, Any], sort_by: str, total: int) -> str:
     """One sentence on whether the other sweep's best configuration survived."""
     best = found["best"]
@@ -244,6 +265,7 @@ def build_report(
     report.unended = report.total - ended
     report.running = FolderLock(path / SWEEP_LOCK).held()
     if compare is not None:
+        _check_same_data(info, SweepFolder(compare).read(), compare)
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
         metric = heatmap_metric(rows, sort_by, task)
