@@ -1,13 +1,14 @@
 """The ``sweep`` and ``report`` commands: their options and what a person sees.
 
 This module imports only click and the light parts of the library: the
-``sweep`` command starts the fork server of its local workers before it
-imports NumPy and the math (see :mod:`mlp_backend.sweep.processes`), and
+``sweep`` command gets ready to start its local workers before it imports
+NumPy and the math (see :mod:`mlp_backend.sweep.processes`), and
 :mod:`mlp_backend.sweep.driver` does the rest.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from mlp_backend.options import (
     refuse_on_resume,
     task_options,
 )
-from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
+from mlp_backend.sweep.processes import prepare_local_workers, uses_local_workers
 
 
 def _list_option(key: str, help_text: str) -> Any:
@@ -139,9 +140,10 @@ def sweep(open_monitor: bool, **options: Any) -> None:
         runs_dir = Path(options["resume"]).parent if options.get("resume") else None
         sys.exit(run_with_monitor(sys.argv[1:], runs_dir or Path(options["runs_dir"])))
     if uses_local_workers(options):
-        start_worker_server()
-    # Imported after the fork server started, so that its imports run beside
-    # these (see mlp_backend.sweep.processes).
+        # backend.ENV_VAR, which cannot be imported before NumPy is.
+        prepare_local_workers(options.get("backend") or os.environ.get("MLP_BACKEND"))
+    # Imported after that, which must come before NumPy's import (see
+    # mlp_backend.sweep.processes).
     from mlp_backend.job import interrupted
     from mlp_backend.sweep.driver import run_sweep
 

@@ -140,7 +140,7 @@ def test_a_ctrl_c_while_the_fork_server_starts_is_not_lost() -> None:
     fork server, so a Ctrl-C in that moment was dropped: CI saw the sweep
     run to its end and exit 0. Held back, it arrives as the block ends."""
     with pytest.raises(KeyboardInterrupt):
-        with processes._sigint_held():
+        with processes.sigint_held():
             # To this thread: a signal to the process may go to any thread
             # that does not block it, such as one that pytest started.
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)

@@ -29,7 +29,6 @@ from mlp_backend.sweep.execute import (
 )
 from mlp_backend.sweep.folder import SweepFolder, result_record, trial_name
 from mlp_backend.sweep.plan import balance, plan_groups
-from mlp_backend.sweep.processes import start_worker_server, uses_local_workers
 from mlp_backend.sweep.worker import DataSpec, checkpoint_start, dataset_for
 from mlp_backend.train import check_metric
 
@@ -144,8 +143,6 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("prune"),
         )
         fuse = not options.get("no_fuse")
-    if uses_local_workers(options):
-        start_worker_server()
     # The name only: this process plans, and its workers import the arrays.
     backend_name = resolve_name(settings.backend, settings.dtype)
     dataset = dataset_for(data)
@@ -267,6 +264,7 @@ def _run_locked(
             options.get("scheduler"),
             options.get("dask_local"),
             loaded=(settings.data, dataset),
+            backend=settings.backend,
         ) as executor:
             run_groups(folder, trials, groups, settings, executor, tell)
     results = folder.results()

@@ -33,7 +33,7 @@ from mlp_backend.job import Dataset, interrupted, stop_gracefully_on_signals
 from mlp_backend.runs import STOP_REQUEST, RunFolder, process_running
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
-from mlp_backend.sweep.processes import single_threaded, worker_context
+from mlp_backend.sweep.processes import sigint_held, single_threaded, worker_context
 from mlp_backend.sweep.spec import Trial
 from mlp_backend.sweep.worker import DataSpec, GroupJob, adopt_dataset, run_group
 
@@ -102,6 +102,7 @@ def open_executor(
     scheduler: str | None = None,
     dask_local: int | None = None,
     loaded: tuple[DataSpec, Dataset] | None = None,
+    backend: str | None = None,
 ) -> Iterator[Executor]:
     """The executor the options ask for, closed on exit.
 
@@ -111,6 +112,8 @@ def open_executor(
         dask_local: Start a Dask ``LocalCluster`` of this many processes.
         loaded: A data set this process has loaded, handed to local worker
             processes as they start (Dask workers read the data themselves).
+        backend: The sweep's resolved backend, which decides how local
+            workers start (see :func:`~mlp_backend.sweep.processes.worker_context`).
 
     Raises:
         UsageError: Dask is asked for but not installed.
@@ -146,15 +149,23 @@ def open_executor(
     if workers == 1:
         yield InlineExecutor()
         return
+    context = worker_context(backend)
     with (
         single_threaded(),
         ProcessPoolExecutor(
             workers,
-            mp_context=worker_context(),
+            mp_context=context,
             initializer=worker_setup,
             initargs=(os.getpid(), loaded),
         ) as pool,
     ):
+        if context.get_start_method() == "fork":
+            # A fork pool starts all its processes at its first submit: here,
+            # with SIGINT held, so that each worker takes a Ctrl-C of these
+            # moments only once its own handler is in place (see sigint_held),
+            # not with the handler of this process that it was forked with.
+            with sigint_held():
+                pool.submit(os.getpid)
         yield pool
 
 
@@ -176,7 +187,7 @@ def worker_setup(sweep: int, loaded: tuple[DataSpec, Dataset] | None) -> None:
 def _watch_sweep(sweep: int) -> None:
     """Kills this worker once the sweep process has ended.
 
-    The worker's parent is the sweep process (spawn) or the fork server. The
+    The worker's parent is the sweep process (fork, spawn) or the fork server. The
     fork server outlives the sweep process while any worker does (each holds
     the pipe whose end the server waits for), so the sweep process itself is
     watched too, and a zombie counts as ended: a process that killed the

@@ -1,9 +1,18 @@
-"""How local worker processes start: a fork server, one-thread BLAS.
+"""How local worker processes start: forked from the sweep, else a fork server.
 
-This module imports nothing of the library, so that ``mlp-backend sweep`` can
-start the fork server before it imports NumPy and the math itself: the
-server's imports (about 0.4 s) then run beside this process's own imports and
-reading of the data, instead of after them.
+A fork of the sweep process is the cheapest start (a millisecond, and each
+worker has this process's imports and data at once), but it is safe only in
+a process of one thread: a fork copies the forking thread alone, so a lock
+that another thread held, a BLAS pool's among them, stays locked in the
+child for good. ``mlp-backend sweep`` therefore calls
+:func:`prepare_local_workers` before it imports NumPy, which keeps NumPy's
+BLAS to one thread, and :func:`worker_context` forks only where the process
+still has one thread then. Elsewhere workers come from a fork server, which
+imports the worker's modules once (about 0.1 s of CPU on this project's
+2-core machines, beside the sweep's own start), or are spawned.
+
+This module imports nothing of the library, so that the command can prepare
+before it imports NumPy and the math.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -31,16 +42,55 @@ WORKER_MODULES = (
 )
 
 
-def worker_context() -> multiprocessing.context.BaseContext:
-    """How local workers start: forked from a fork server where there is one.
+def prepare_local_workers(backend: str | None) -> None:
+    """Gets this process ready to start local workers, before it imports NumPy.
 
-    Not a plain fork of this process, which may hold threads (a progress bar,
-    BLAS pools); the fork server is a single-threaded process that
-    :func:`start_worker_server` started early. Elsewhere, spawn.
+    For a sweep that may run on NumPy, BLAS is kept to one thread here, so
+    that this process can fork its workers (see the module doc); the workers
+    would have one-thread BLAS anyway, since the processes fill the cores,
+    and this process trains nothing while they run. One-thread BLAS did not
+    change the time of a stack trained in-process either (a sweep of eight
+    members of 64 units, 0.38 to 0.43 s with one thread or two). For CuPy,
+    which cannot be forked once CUDA is up, the fork server starts now, so
+    that its imports run beside this process's own.
     """
+    if backend == "cupy":
+        start_worker_server()
+    else:
+        os.environ.update({k: "1" for k in THREAD_VARIABLES})
+
+
+def worker_context(backend: str | None) -> multiprocessing.context.BaseContext:
+    """How local workers start for a sweep on ``backend`` (a resolved name).
+
+    A fork of this process where that is safe: on Linux, for NumPy, in a
+    process of one thread. The fork costs about a millisecond against the
+    fork server's imports; on the 16-configuration grid of
+    ``benchmarks/sweep.py`` the command took 0.50 to 0.53 s forked against
+    0.56 to 0.64 s from the fork server. Elsewhere the fork server (started
+    now unless :func:`prepare_local_workers` did), else spawn.
+    """
+    if backend == "numpy" and _may_fork():
+        return multiprocessing.get_context("fork")
     if "forkserver" in multiprocessing.get_all_start_methods():
+        start_worker_server()
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
+
+
+def _may_fork() -> bool:
+    """Whether this process may fork its workers: Linux, and one thread.
+
+    Linux lists a process's threads in ``/proc``, native ones (BLAS pools,
+    CUDA's) included, which ``threading`` does not see; elsewhere fork is
+    left alone (macOS's system libraries do not survive one).
+    """
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def uses_local_workers(options: Mapping[str, Any]) -> bool:
@@ -58,9 +108,9 @@ def start_worker_server() -> None:
     library itself (a third of a second each, measured on MAGIC sweeps).
     Calling it again does nothing.
     """
-    context = worker_context()
-    if context.get_start_method() != "forkserver":
+    if "forkserver" not in multiprocessing.get_all_start_methods():
         return
+    context = multiprocessing.get_context("forkserver")
     from multiprocessing import forkserver, resource_tracker
 
     context.set_forkserver_preload(list(WORKER_MODULES))
@@ -68,12 +118,12 @@ def start_worker_server() -> None:
     # that unblocks SIGINT after it; started here, outside the block, it
     # leaves the block whole.
     resource_tracker.ensure_running()
-    with single_threaded(), _sigint_held():
+    with single_threaded(), sigint_held():
         forkserver.ensure_running()
 
 
 @contextmanager
-def _sigint_held() -> Iterator[None]:
+def sigint_held() -> Iterator[None]:
     """Holds SIGINT back from this thread and the processes it starts in the block.
 
     A Ctrl-C reaches the whole process group. The fork server ignores it
