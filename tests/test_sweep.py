@@ -27,7 +27,7 @@ from mlp_backend.sweep.folder import SweepFolder
 from mlp_backend.sweep.plan import (
     balance,
     device_chunks,
-    group_cost,
+    finish_time,
     member_bytes,
     plan_groups,
 )
@@ -134,15 +134,32 @@ def test_grouping_pads_close_widths_and_splits_far_ones() -> None:
     assert sorted(widths) == [[5, 8], [100, 128]]
     unfused = plan_groups(trials, range(len(trials)), fuse=False)
     assert len(unfused) == len(trials)
-    # Large NumPy batches are compute-bound: only equal widths share a stack.
-    exact = plan_groups(trials, range(len(trials)))
-    assert sorted(len(g.trials) for g in exact) == [2, 2, 2, 2]
-    assert [trials[g.trials[0]]["hidden"] for g in exact][0] == (128,)
-    small = specs.from_options({"hidden": "5,8", "batch_size": "1"}, 1)
-    assert len(plan_groups(small, range(2))) == 1
     chunked = plan_groups(trials, range(len(trials)), max_group=3, backend="cupy")
     assert max(len(g.trials) for g in chunked) == 3
     assert sorted(i for g in chunked for i in g.trials) == list(range(len(trials)))
+
+
+@pytest.mark.parametrize(
+    "batch, widths",
+    [
+        # Mostly arithmetic: padding 100 to 128 costs more than a second stack,
+        # 5 to 8 less.
+        ("256", [[5, 8], [100], [128]]),
+        # Less arithmetic per step: 100 and 128 share one too, 8 and 100 not.
+        ("32", [[5, 8], [100, 128]]),
+        # A step is its fixed cost: any padding pays.
+        ("1", [[5, 8, 100, 128]]),
+    ],
+)
+def test_numpy_pads_where_the_padded_stack_costs_less_than_two(
+    batch: str, widths: list[list[int]]
+) -> None:
+    options = {"hidden": "5,8,100,128", "lr": "0.1,0.01", "batch_size": batch}
+    trials = specs.from_options(options, 1)
+    groups = plan_groups(trials, range(len(trials)))
+    found = [sorted({trials[i]["hidden"][0] for i in g.trials}) for g in groups]
+    assert sorted(found) == widths
+    assert sorted(i for g in groups for i in g.trials) == list(range(len(trials)))
 
 
 def test_grouping_keeps_different_optimizers_apart() -> None:
@@ -153,14 +170,32 @@ def test_grouping_keeps_different_optimizers_apart() -> None:
         assert len({trials[i]["optimizer"] for i in g.trials}) == 1
 
 
-def test_balance_splits_groups_above_a_workers_share() -> None:
-    trials = specs.from_options({"hidden": "16,32,64,128", "lr": "0.1,0.2,0.3,0.4"}, 1)
-    groups = plan_groups(trials, range(16))
-    balanced = balance(trials, groups, 2)
-    share = sum(group_cost(trials, g) for g in groups) / 2
-    assert all(group_cost(trials, g) <= share for g in balanced)
-    assert sorted(i for g in balanced for i in g.trials) == list(range(16))
-    assert balance(trials, groups, 1) == groups
+def test_balance_halves_a_group_only_where_the_workers_end_sooner() -> None:
+    # The reference preset at batch 1: one stack of all 16, halved once into
+    # its narrower and wider members; halving again would only add steps.
+    reference = specs.from_preset("reference", dict.fromkeys(specs.KEYS), 1)
+    whole = plan_groups(reference, range(16))
+    assert [len(g.trials) for g in whole] == [16]
+    halves = balance(reference, whole, 2)
+    widths = sorted(
+        sorted({reference[i]["hidden"][0] for i in g.trials}) for g in halves
+    )
+    assert widths == [[5, 25], [50, 100]]
+    assert finish_time(reference, halves, 2) < finish_time(reference, whole, 2)
+    assert balance(reference, whole, 1) == whole
+    # The benchmark grid at batch 256: no group is above the fair share.
+    options = {"hidden": "16,32,64,128", "lr": "0.1,0.2,0.3,0.4", "batch_size": "256"}
+    grid = specs.from_options(options, 1)
+    groups = plan_groups(grid, range(16))
+    assert balance(grid, groups, 2) == groups
+    # One group that would keep a worker busy alone is halved.
+    options = {"hidden": "16,128", "lr": "0.1,0.2,0.3,0.4,0.5,0.6", "batch_size": "256"}
+    lopsided = specs.from_options(options, 1)
+    groups = plan_groups(lopsided, range(12))
+    balanced = balance(lopsided, groups, 2)
+    assert sorted(len(g.trials) for g in balanced) == [3, 3, 6]
+    assert sorted(i for g in balanced for i in g.trials) == list(range(12))
+    assert finish_time(lopsided, balanced, 2) < finish_time(lopsided, groups, 2)
 
 
 def test_a_resume_rebuilds_the_recorded_stacks_as_they_were() -> None:

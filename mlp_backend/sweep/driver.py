@@ -227,7 +227,9 @@ def _run_locked(
         started=started,
         stacks=stacks,
     )
-    workers = options.get("workers") or default_workers(len(groups))
+    # One per core unless asked: balance may halve groups for them, and the
+    # count is then cut to the groups there are.
+    workers = options.get("workers") or default_workers(len(todo))
     if options.get("dask_local"):
         workers = options["dask_local"]
     # Pruning compares the members of one stack, so pruned stacks stay whole.

@@ -91,9 +91,9 @@ def check_dask() -> None:
         raise UsageError(f"{DASK_NEEDED}, which is not installed; {DASK_INSTALL}")
 
 
-def default_workers(groups: int) -> int:
-    """One process per core, but no more than there are groups to run."""
-    return max(1, min(os.cpu_count() or 1, groups))
+def default_workers(trials: int) -> int:
+    """One process per core, but no more than there are trials to run."""
+    return max(1, min(os.cpu_count() or 1, trials))
 
 
 @contextmanager

@@ -7,26 +7,28 @@ same number of hidden layers; the data and loss are the sweep's own.
 
 Widths are padded to the widest member, so a padded member costs as much as
 the widest one. Whether that pays depends on what a step costs, so the rule
-depends on the backend (:func:`width_ratio`):
+depends on the backend (:func:`_joins`):
 
 - CuPy: a small network's step is a string of kernel launches whose cost
   hardly grows with width, so members share a stack while, in every hidden
   layer, ``widest / narrowest <= 2``: at most half of a member's units are
   padding. (Chosen from the launch-bound argument; not yet measured on a GPU.)
-- NumPy with batches of up to 16 rows: a step's fixed cost (about 150 us,
-  see :data:`STEP_OVERHEAD`) outweighs its arithmetic, so the same factor-2
-  padding costs little.
-- NumPy with larger batches: the arithmetic dominates. Stacking saved
-  1.1-2.3x per member-epoch there in ``benchmarks/sweep.py`` (hidden 64,
-  batch 256, 8 to 256 members, on a shared 2-core machine), while padding a
-  member to twice its width doubles its work, so only equal widths share a
-  stack and the cores are filled with processes instead.
+- NumPy: a trial joins a stack where the padded stack is estimated to cost
+  no more than the two apart (:func:`group_cost`: a fixed cost per step, plus
+  members x rows x padded units). At batch 1 the fixed cost is most of a
+  step, so any padding pays: the reference preset's widths 5 to 100 took
+  0.41 s an epoch as one stack of 16 against 0.68 s as three stacks of
+  widths within a factor 2, and 0.92 s as four of one width each. At batch
+  256 the arithmetic dominates and only equal widths share a stack:
+  padding 16 and 32 into one stack of 8 took 0.98 s against 0.85 s apart
+  (``benchmarks/RESULTS.md``); the cores are filled with processes instead.
 
 Groups are then cut into chunks of at most ``max_group`` members, at most
 ``max_bytes`` of estimated working memory and, on NumPy, activation arrays of
 at most :data:`STACK_CACHE_BYTES`; they are returned costliest first so that
-a pool of workers ends at about the same time (longest job first). On CuPy
-the worker cuts its group further to fit the device's free memory
+a pool of workers ends at about the same time (longest job first), and
+:func:`balance` halves a group where that lets the workers end sooner. On
+CuPy the worker cuts its group further to fit the device's free memory
 (:func:`device_chunks`).
 """
 
@@ -37,9 +39,8 @@ from dataclasses import dataclass
 
 from mlp_backend.sweep.spec import Trial
 
+#: On CuPy, the largest ``widest / narrowest`` per layer in one stack.
 PADDED_RATIO = 2.0
-#: NumPy batches up to this many rows are overhead-bound (see the module doc).
-SMALL_BATCH = 16
 #: A NumPy step's fixed cost in row-units (rows x hidden units), measured.
 STEP_OVERHEAD = 4096
 #: What a member costs per row besides its hidden units, in units: its output
@@ -102,13 +103,6 @@ def member_bytes(trial: Trial, n_rows: int, n_features: int, itemsize: int) -> i
     return itemsize * (n_rows * (n_features + 1) + 4 * params + activations)
 
 
-def width_ratio(backend: str, batch_size: int) -> float:
-    """The largest ``widest / narrowest`` per layer that one stack may hold."""
-    if backend == "cupy" or batch_size <= SMALL_BATCH:
-        return PADDED_RATIO
-    return 1.0
-
-
 def group_cost(trials: Sequence[Trial], group: Group) -> float:
     """Relative time of a group per training row, in "row-units".
 
@@ -129,19 +123,27 @@ def group_cost(trials: Sequence[Trial], group: Group) -> float:
 
 
 def _width_bands(
-    trials: Sequence[Trial], order: list[int], ratio: float
+    trials: Sequence[Trial], order: list[int], backend: str
 ) -> list[list[int]]:
-    """Splits trials sorted by width wherever the ratio rule would break."""
+    """Splits trials sorted by width wherever :func:`_joins` says so."""
     bands: list[list[int]] = []
     for i in order:
-        widths = trials[i]["hidden"]
-        if bands:
-            first = trials[bands[-1][0]]["hidden"]
-            if all(w <= ratio * f for w, f in zip(widths, first, strict=True)):
-                bands[-1].append(i)
-                continue
-        bands.append([i])
+        if bands and _joins(trials, bands[-1], i, backend):
+            bands[-1].append(i)
+        else:
+            bands.append([i])
     return bands
+
+
+def _joins(trials: Sequence[Trial], band: list[int], i: int, backend: str) -> bool:
+    """Whether trial ``i``, no narrower than ``band``'s, joins its stack."""
+    if backend == "cupy":
+        first = trials[band[0]]["hidden"]
+        widths = trials[i]["hidden"]
+        return all(w <= PADDED_RATIO * f for w, f in zip(widths, first, strict=True))
+    joined = group_cost(trials, Group((*band, i)))
+    apart = group_cost(trials, Group(tuple(band))) + group_cost(trials, Group((i,)))
+    return joined <= apart
 
 
 def plan_groups(
@@ -190,9 +192,8 @@ def plan_groups(
         by_key.setdefault(key, []).append(i)
     for members in by_key.values():
         order = sorted(members, key=lambda i: (tuple(trials[i]["hidden"]), i))
-        ratio = width_ratio(backend, int(trials[members[0]]["batch_size"]))
         cache = STACK_CACHE_BYTES if backend == "numpy" else None
-        for band in _width_bands(trials, order, ratio):
+        for band in _width_bands(trials, order, backend):
             groups += _chunks(
                 trials, band, max_group, max_bytes, cache, n_rows, n_features, itemsize
             )
@@ -288,26 +289,45 @@ def device_chunks(
 def balance(
     trials: Sequence[Trial], groups: Sequence[Group], workers: int
 ) -> list[Group]:
-    """Halves groups costlier than a worker's fair share, costliest first.
+    """Halves groups costlier than a worker's fair share, costliest first,
+    where that lets the workers end sooner.
 
-    With several workers a sweep ends when the busiest one does; a group
-    above ``total / workers`` would keep one worker busy after the others
-    finished, so it is split (stacks of half the size lose little on NumPy,
-    see the module doc). A resumed stack stays whole.
+    A sweep ends when its busiest worker does, so a group above ``total /
+    workers`` keeps one worker busy after the others finished. Halving it
+    lets two workers share it, but each half pays the fixed cost of a step
+    again: where that cost is most of a step (batch 1) the halves of a
+    halved group are no cheaper than the group was, so a group is halved
+    only where the estimated end of the workers, taking the groups longest
+    first (:func:`finish_time`), comes sooner. The halves are the group's
+    narrower and wider members, so each pads as little as it can. A resumed
+    stack stays whole.
     """
-    share = sum(group_cost(trials, g) for g in groups) / max(1, workers)
-    out: list[Group] = []
-    pending = list(groups)
-    while pending:
-        group = pending.pop()
-        if (
-            workers > 1
-            and not group.resumed
-            and len(group.trials) > 1
-            and group_cost(trials, group) > share
-        ):
-            half = len(group.trials) // 2
-            pending += [Group(group.trials[:half]), Group(group.trials[half:])]
-        else:
-            out.append(group)
-    return sorted(out, key=lambda g: -group_cost(trials, g))
+    out = sorted(groups, key=lambda g: -group_cost(trials, g))
+    if workers <= 1:
+        return out
+    share = sum(group_cost(trials, g) for g in out) / workers
+    for group in out:
+        if group.resumed or len(group.trials) < 2:
+            continue
+        if group_cost(trials, group) <= share:
+            break
+        by_width = sorted(group.trials, key=lambda i: (tuple(trials[i]["hidden"]), i))
+        half = len(by_width) // 2
+        halves = [
+            Group(tuple(sorted(part))) for part in (by_width[:half], by_width[half:])
+        ]
+        split = [g for g in out if g is not group] + halves
+        if finish_time(trials, split, workers) < finish_time(trials, out, workers):
+            return balance(trials, split, workers)
+    return out
+
+
+def finish_time(
+    trials: Sequence[Trial], groups: Sequence[Group], workers: int
+) -> float:
+    """When the last of ``workers`` ends, each taking the costliest group left
+    as it frees up (as a pool does with groups submitted costliest first)."""
+    ends = [0.0] * workers
+    for group in sorted(groups, key=lambda g: -group_cost(trials, g)):
+        ends[ends.index(min(ends))] += group_cost(trials, group)
+    return max(ends)
