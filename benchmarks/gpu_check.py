@@ -13,10 +13,15 @@ Needs only NumPy, CuPy, pytest and this package (no PyTorch, no Textual):
 5. counts host-device copies through ``Backend.asarray`` and
    ``Backend.to_host`` at two batch sizes: equal counts mean none per batch;
 
-and prints one table. Exits 2 with "no CUDA device" where CuPy cannot run,
-and 1 when a check fails.
+and prints one table, with the GPU targets of the performance issue judged
+in it: the stack of 256 members at least 10 times one member's throughput,
+and an epoch at batch 4096 faster than on NumPy. Exits 2 with "no CUDA
+device" where CuPy cannot run, and 1 when a check or a target fails.
 
     MLP_BACKEND_DATA=../shared/data/magic04.data python benchmarks/gpu_check.py
+
+``--backend numpy --skip-tests --members 1,2`` runs the same steps on the
+CPU in seconds: how the script is checked where there is no GPU.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ TESTS = [
 ]
 HIDDEN = (64, 32)
 SWEEP_MEMBERS = (1, 8, 64, 256)
+#: The issue's GPU targets: the widest stack's throughput against one member's.
+STACK_GAIN = 10.0
 # Float32 runs on two devices differ in summation order only.
 RTOL, ATOL = 1e-3, 1e-4
 
@@ -110,7 +117,8 @@ def compare(dataset: Dataset, gpu: Backend, cpu: Backend, epochs: int = 3) -> Ro
             worst = max(worst, abs(a[key] - b[key]) / max(abs(a[key]), 1e-12))
     for pa, pb in zip(runs[0].params, runs[1].params, strict=True):
         ok &= bool(np.allclose(pa, pb, rtol=RTOL, atol=ATOL))
-    return Row(f"cupy = numpy, float32, {epochs} epochs", f"loss rel {worst:.1e}", ok)
+    label = f"{gpu.name} = {cpu.name}, float32, {epochs} epochs"
+    return Row(label, f"loss rel {worst:.1e}", ok)
 
 
 def time_epochs(backend: Backend, data: DeviceData, label: str) -> list[Row]:
@@ -126,17 +134,38 @@ def time_epochs(backend: Backend, data: DeviceData, label: str) -> list[Row]:
 
 def time_sweep(
     backend: Backend, data: DeviceData, members: tuple[int, ...]
-) -> list[Row]:
-    """Seconds per member-epoch of a fused stack, and its gain over one member."""
+) -> tuple[list[Row], float]:
+    """Seconds per member-epoch of a fused stack, and its gain over one
+    member; and the gain of the widest stack."""
     rows = []
     single = None
+    gain = 1.0
     for m in members:
         per = epoch_seconds(train(backend, data, 256, 3, members=m)) / m
         single = per if single is None else single
         gain = single / per
         value = f"{per * 1e3:.3f} ms/member-epoch, x{gain:.1f} one member's rate"
         rows.append(Row(f"sweep {m} members", value))
-    return rows
+    return rows, gain
+
+
+def targets(
+    epochs: dict[str, float], stack_gain: float, widest: int, label: str
+) -> list[Row]:
+    """The issue's GPU targets, judged on this run's figures."""
+    device, host = epochs[f"epoch {label} batch 4096"], epochs["epoch numpy batch 4096"]
+    return [
+        Row(
+            f"target: {widest} members >= {STACK_GAIN:g}x one member",
+            f"x{stack_gain:.1f}",
+            stack_gain >= STACK_GAIN,
+        ),
+        Row(
+            f"target: batch 4096 epoch, {label} < numpy",
+            f"{device * 1e3:.2f} ms against {host * 1e3:.2f} ms",
+            device < host,
+        ),
+    ]
 
 
 @contextmanager
@@ -189,21 +218,39 @@ def print_table(rows: list[Row], device: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument(
+        "--backend",
+        choices=("cupy", "numpy"),
+        default="cupy",
+        help="numpy: the same steps on the CPU, a dry run of this script",
+    )
+    parser.add_argument(
+        "--members",
+        default=",".join(map(str, SWEEP_MEMBERS)),
+        help="stack sizes to time, comma-separated, one first",
+    )
     args = parser.parse_args(argv)
-    problem = cupy_problem()
-    if problem is not None:
-        print(f"gpu_check: no CUDA device: {problem}", file=sys.stderr)
-        return 2
-    gpu = get_backend("cupy", "float32")
+    members = tuple(int(m) for m in args.members.split(","))
+    if args.backend == "cupy":
+        problem = cupy_problem()
+        if problem is not None:
+            print(f"gpu_check: no CUDA device: {problem}", file=sys.stderr)
+            return 2
+    gpu = get_backend(args.backend, "float32")
     cpu = get_backend("numpy", "float32")
     dataset = load_dataset(None)
-    rows = [] if args.skip_tests else [run_tests("cupy")]
+    rows = [] if args.skip_tests else [run_tests(args.backend)]
     rows.append(compare(dataset, gpu, cpu))
     data = device_data(gpu, dataset)
-    rows += time_epochs(gpu, data, "cupy")
-    rows += time_epochs(cpu, device_data(cpu, dataset), "numpy")
-    rows += time_sweep(gpu, data, SWEEP_MEMBERS)
+    label = "cupy" if args.backend == "cupy" else "numpy (dry run)"
+    epoch_rows = time_epochs(gpu, data, label)
+    epoch_rows += time_epochs(cpu, device_data(cpu, dataset), "numpy")
+    rows += epoch_rows
+    sweep_rows, gain = time_sweep(gpu, data, members)
+    rows += sweep_rows
     rows.append(transfers(gpu, data))
+    epochs = {r.check: float(r.value.split()[0]) / 1e3 for r in epoch_rows}
+    rows += targets(epochs, gain, members[-1], label)
     print_table(rows, gpu.device_name)
     return 0 if all(r.ok is not False for r in rows) else 1
 

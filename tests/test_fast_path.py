@@ -344,6 +344,30 @@ def test_gpu_check_says_no_cuda_device(capsys):
     assert "no CUDA device" in capsys.readouterr().err
 
 
+def test_gpu_check_runs_end_to_end_on_the_cpu(magic_path, monkeypatch, capsys):
+    """The whole script, on NumPy in place of CuPy: its table and judgements.
+
+    NumPy against itself agrees exactly; a stack of two is not ten times one
+    member's throughput, so that target fails and the script exits 1 (the
+    other target times NumPy against itself, either way round).
+    """
+    monkeypatch.setenv("MLP_BACKEND_DATA", str(magic_path))
+    code = gpu_check().main(["--backend", "numpy", "--skip-tests", "--members", "1,2"])
+    table = capsys.readouterr().out
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    assert lines["numpy = numpy, float32, 3 epochs"].endswith("loss rel 0.0e+00  ok")
+    for check in (
+        "epoch numpy (dry run) batch 4096",
+        "epoch numpy batch 4096",
+        "sweep 2 members",
+        "transfers (batch 256 = 4096)",
+    ):
+        assert check in lines
+    assert lines["target: 2 members >= 10x one member"].endswith("FAILED")
+    assert lines["target: batch 4096 epoch, numpy (dry run) < numpy"]
+    assert code == 1
+
+
 def test_gpu_check_sees_no_copies_per_batch(backend32: Backend):
     """The transfer count of the GPU check, on the host backends."""
     check = gpu_check()
