@@ -413,3 +413,30 @@ def test_a_resume_finds_the_sweeps_data_and_refuses_other_data(
     result = CliRunner().invoke(main, resume)
     assert result.exit_code == 2, result.output
     assert f"{data}: not the file this job began with" in result.output
+
+
+def test_a_resume_reads_the_data_the_sweep_found_from_anywhere(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data found through $MLP_BACKEND_DATA (a relative path, as CI sets it)
+    is recorded by its absolute path: a resume from another directory,
+    without the variable, looked for MAGIC again and tried to download it."""
+    monkeypatch.chdir(small_magic.parent.parent)
+    monkeypatch.setenv("MLP_BACKEND_DATA", str(Path("data") / small_magic.name))
+    options = {
+        "runs_dir": tmp_path / "runs",
+        "name": "found",
+        "hidden": "3",
+        "lr": "0.1",
+        "epochs": "2",
+        "dtype": "float64",
+        "backend": "numpy",
+        "workers": 1,
+    }
+    folder, first = run_sweep(options)
+    recorded = json.loads((folder / "sweep.json").read_text())["spec"]["data"]
+    assert recorded["data"] == str(small_magic.resolve())
+    monkeypatch.delenv("MLP_BACKEND_DATA")
+    monkeypatch.chdir(tmp_path)
+    _, again = run_sweep({"resume": folder, "workers": 1})
+    assert again == first

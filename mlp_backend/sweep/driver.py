@@ -9,7 +9,7 @@ behind.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,12 @@ from mlp_backend.sweep.execute import (
 )
 from mlp_backend.sweep.folder import SweepFolder, result_record, trial_name
 from mlp_backend.sweep.plan import balance, plan_groups
-from mlp_backend.sweep.worker import DataSpec, checkpoint_start, dataset_for
+from mlp_backend.sweep.worker import (
+    DataSpec,
+    adopt_dataset,
+    checkpoint_start,
+    dataset_for,
+)
 from mlp_backend.train import check_metric
 
 logger = logging.getLogger(__name__)
@@ -146,6 +151,11 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
     # The name only: this process plans, and its workers import the arrays.
     backend_name = resolve_name(settings.backend, settings.dtype)
     dataset = dataset_for(data)
+    if data.data is None:
+        # Found by $MLP_BACKEND_DATA or data/: recorded by the absolute path
+        # found, so that a resume reads the same file from any directory.
+        data = replace(data, data=dataset.info["path"])
+        adopt_dataset(data, dataset)
     for metric in sorted({t["metric"] for t in trials}):
         spec = options.get("spec") if not options.get("resume") else None
         check_metric(metric, dataset.task, f"{spec}: metric" if spec else "--metric")
