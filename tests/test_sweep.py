@@ -207,17 +207,17 @@ def test_a_resume_rebuilds_the_recorded_stacks_as_they_were() -> None:
     stacks = {4: (5, 4), 5: (5, 4), 6: (6, 7), 7: (6, 7), 0: (0, 1), 1: (0, 1)}
     todo = [0, 1, 4, 5, 6, 7]
     groups = plan_groups(trials, todo, started=started, stacks=stacks)
-    resumed = [g.trials for g in groups if g.resumed]
+    resumed = [g.trials for g in groups if g.fixed]
     assert sorted(resumed) == [(5, 4), (6, 7)]
     # Trials 0 and 1 stand at different epochs: each joins no recorded stack.
-    assert sorted(g.trials for g in groups if not g.resumed) == [(0,), (1,)]
+    assert sorted(g.trials for g in groups if not g.fixed) == [(0,), (1,)]
     balanced = balance(trials, groups, 2)
-    assert sorted(g.trials for g in balanced if g.resumed) == [(5, 4), (6, 7)]
+    assert sorted(g.trials for g in balanced if g.fixed) == [(5, 4), (6, 7)]
     # Without its partner (finished before the kill), 6 is planned afresh.
     alone = plan_groups(trials, [6], started={6: 3}, stacks={6: (6, 7)})
-    assert [(g.trials, g.resumed) for g in alone] == [((6,), False)]
+    assert [(g.trials, g.fixed) for g in alone] == [((6,), False)]
     unfused = plan_groups(trials, todo, fuse=False, started=started, stacks=stacks)
-    assert sorted(g.trials for g in unfused if g.resumed) == [(5, 4), (6, 7)]
+    assert sorted(g.trials for g in unfused if g.fixed) == [(5, 4), (6, 7)]
 
 
 def test_memory_budget_splits_groups() -> None:

@@ -440,3 +440,55 @@ def test_a_resume_reads_the_data_the_sweep_found_from_anywhere(
     monkeypatch.chdir(tmp_path)
     _, again = run_sweep({"resume": folder, "workers": 1})
     assert again == first
+
+
+def test_trials_that_never_trained_resume_in_their_planned_stack(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four trials in one stack, interrupted in epoch 1 (no checkpoint yet),
+    resumed on two workers, where planning afresh would halve the stack: the
+    stack recorded in sweep.json is trained again, and every figure equals
+    the uninterrupted sweep's exactly (a stack of other members rounds
+    otherwise)."""
+    options = {
+        "data": str(small_magic),
+        "runs_dir": tmp_path / "runs",
+        "hidden": "5,25",
+        "lr": "0.1,0.01",
+        "epochs": "3",
+        "batch_size": "1",
+        "activation": "tanh",
+        "optimizer": "sgd",
+        "patience": "0",
+        "dtype": "float64",
+        "backend": "numpy",
+        "workers": 1,
+    }
+    whole_path, whole = run_sweep({**options, "name": "whole"})
+    planned = json.loads((whole_path / "sweep.json").read_text())["spec"]["groups"]
+    assert planned == [[0, 1, 2, 3]]
+    assert {r["members"] for r in whole} == {4}
+
+    class StopInEpochOne(job.StopFlag):
+        steps = 0
+
+        def __call__(self) -> bool:
+            StopInEpochOne.steps += 1
+            if StopInEpochOne.steps == 100:
+                job._INTERRUPT.set()
+            return super().__call__()
+
+    monkeypatch.setattr(worker, "StopFlag", StopInEpochOne)
+    try:
+        path, cut = run_sweep({**options, "name": "cut"})
+    finally:
+        job._INTERRUPT.clear()
+    assert {r["state"] for r in cut} == {"interrupted"}
+    monkeypatch.undo()
+
+    _, resumed = run_sweep({"resume": str(path), "workers": 2})
+    for before, after in zip(whole, resumed, strict=True):
+        assert after["state"] == before["state"] == "finished"
+        assert after["members"] == 4
+        for key in ("val_loss", "val_f1", "test_f1", "test_log_loss", "best_value"):
+            assert after[key] == before[key], key

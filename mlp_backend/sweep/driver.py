@@ -9,6 +9,7 @@ behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from mlp_backend.sweep.execute import (
     run_groups,
 )
 from mlp_backend.sweep.folder import SweepFolder, result_record, trial_name
-from mlp_backend.sweep.plan import balance, plan_groups
+from mlp_backend.sweep.plan import Group, balance, plan_groups
 from mlp_backend.sweep.worker import (
     DataSpec,
     adopt_dataset,
@@ -126,7 +127,10 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
         )
         fuse = recorded["fuse"]
         # How the sweep cut its groups stands, unless the resume says otherwise
-        # (a smaller memory budget on another machine, say).
+        # (a smaller memory budget on another machine, say): then the trials
+        # not begun are planned afresh instead of in the stacks planned first.
+        recut = any(options.get(key) is not None for key in GROUPING)
+        planned = None if recut else recorded.get("groups")
         options = {
             **options,
             **{key: recorded.get(key) for key in GROUPING if options.get(key) is None},
@@ -177,15 +181,25 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             "fuse": fuse,
             **{key: options.get(key) for key in GROUPING},
         }
+        settings = Settings(data, backend_name, settings.dtype, settings.prune)
+        # The stacks are recorded, so that a resume trains the trials that
+        # had not begun in the same stacks: a stack of other members rounds
+        # otherwise in float32, whatever the resume's workers.
+        groups, _ = _plan(
+            trials, range(len(trials)), {}, {}, None, settings, fuse, options
+        )
+        recorded["groups"] = [list(group.trials) for group in groups]
+        planned = recorded["groups"]
         folder = SweepFolder.create(
             Path(options.get("runs_dir") or "runs"),
             options.get("name"),
             recorded,
             trials,
         )
-        settings = Settings(data, backend_name, settings.dtype, settings.prune)
     with FolderLock(folder.path / SWEEP_LOCK), catch_interrupts():
-        return folder.path, _run_locked(folder, trials, settings, fuse, options)
+        return folder.path, _run_locked(
+            folder, trials, settings, fuse, options, planned
+        )
 
 
 def _run_locked(
@@ -194,6 +208,7 @@ def _run_locked(
     settings: Settings,
     fuse: bool,
     options: dict[str, Any],
+    planned: list[list[int]] | None,
 ) -> list[dict[str, Any]]:
     # A resume keeps trials that ended and records any a kill left unrecorded;
     # a kill after an interrupt may also have left the sweep's stop request.
@@ -210,7 +225,6 @@ def _run_locked(
     )
     todo = [i for i in range(len(trials)) if i not in kept]
     dataset = dataset_for(settings.data)
-    X = dataset.parts["train"][0]
     # Trials that were in flight go on from their last checkpoint, in the
     # stack they were in.
     starts = {
@@ -223,31 +237,9 @@ def _run_locked(
         for i, (_, names) in starts.items()
         if names
     }
-    groups = plan_groups(
-        trials,
-        todo,
-        fuse=fuse,
-        max_group=options.get("max_group") or 64,
-        max_bytes=options.get("max_bytes"),
-        n_rows=int(X.shape[0]),
-        n_features=int(X.shape[1]),
-        itemsize=4 if settings.dtype == "float32" else 8,
-        # Resolved by run_sweep (and recorded in sweep.json).
-        backend=settings.backend,
-        started=started,
-        stacks=stacks,
+    groups, workers = _plan(
+        trials, todo, started, stacks, planned, settings, fuse, options
     )
-    # One per core unless asked: balance may halve groups for them, and the
-    # count is then cut to the groups there are.
-    workers = options.get("workers") or default_workers(len(todo))
-    if options.get("dask_local"):
-        workers = options["dask_local"]
-    # Pruning compares the members of one stack, so pruned stacks stay whole.
-    if fuse and not options.get("scheduler") and not settings.prune:
-        groups = balance(trials, groups, workers)
-    if not options.get("dask_local"):
-        # A local worker beyond one per group would have nothing to do.
-        workers = max(1, min(workers, len(groups)))
     logger.info(
         "sweep %s: %s (%d kept, %d resumed) in %s on %s",
         folder.path,
@@ -281,6 +273,54 @@ def _run_locked(
             run_groups(folder, trials, groups, settings, executor, tell)
     results = folder.results()
     return [results[i] for i in sorted(results)]
+
+
+def _plan(
+    trials: list[specs.Trial],
+    todo: Sequence[int],
+    started: dict[int, int],
+    stacks: dict[int, tuple[int, ...]],
+    planned: list[list[int]] | None,
+    settings: Settings,
+    fuse: bool,
+    options: dict[str, Any],
+) -> tuple[list[Group], int]:
+    """The groups to train ``todo`` in, and how many local workers to use.
+
+    Args:
+        started: Epochs each trial trained before (a resume's checkpoints).
+        stacks: The stack each started trial's checkpoint was written in.
+        planned: The stacks the sweep planned at its start, which trials that
+            never trained go in again; None to plan them afresh.
+    """
+    X = dataset_for(settings.data).parts["train"][0]
+    groups = plan_groups(
+        trials,
+        todo,
+        fuse=fuse,
+        max_group=options.get("max_group") or 64,
+        max_bytes=options.get("max_bytes"),
+        n_rows=int(X.shape[0]),
+        n_features=int(X.shape[1]),
+        itemsize=4 if settings.dtype == "float32" else 8,
+        # Resolved by run_sweep (and recorded in sweep.json).
+        backend=settings.backend,
+        started=started,
+        stacks=stacks,
+        planned=planned,
+    )
+    # One per core unless asked: balance may halve groups for them, and the
+    # count is then cut to the groups there are.
+    workers = options.get("workers") or default_workers(len(todo))
+    if options.get("dask_local"):
+        workers = options["dask_local"]
+    # Pruning compares the members of one stack, so pruned stacks stay whole.
+    if fuse and not options.get("scheduler") and not settings.prune:
+        groups = balance(trials, groups, workers)
+    if not options.get("dask_local"):
+        # A local worker beyond one per group would have nothing to do.
+        workers = max(1, min(workers, len(groups)))
+    return groups, workers
 
 
 def _absolute(path: str | None) -> str | None:

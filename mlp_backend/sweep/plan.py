@@ -76,12 +76,13 @@ class Group:
 
     Attributes:
         trials: The members in stack order.
-        resumed: The stack goes on from its checkpoints, as it was: it is
-            neither split nor joined to others.
+        fixed: The stack is one the sweep planned at its start or one its
+            checkpoints recorded, taken up again on a resume: it is neither
+            split nor joined to others.
     """
 
     trials: tuple[int, ...]
-    resumed: bool = False
+    fixed: bool = False
 
 
 def shared_key(trial: Trial) -> tuple:
@@ -159,6 +160,7 @@ def plan_groups(
     backend: str = "numpy",
     started: Mapping[int, int] | None = None,
     stacks: Mapping[int, tuple[int, ...]] | None = None,
+    planned: Sequence[Sequence[int]] | None = None,
 ) -> list[Group]:
     """Groups the trials ``indices`` into stacks, costliest first.
 
@@ -177,11 +179,20 @@ def plan_groups(
             trial indices in stack order: where all its members are to run
             and at that one epoch, the stack is rebuilt as it was (see
             :attr:`MemberState.stack <mlp_backend.train.MemberState.stack>`).
+        planned: The stacks the sweep planned at its start (``sweep.json``):
+            trials that never trained go in them again, so that a resumed
+            sweep trains them as the uninterrupted one would have.
     """
     assert max_group >= 1, "max_group must be positive"
     started = started or {}
     groups = _resumed_stacks(indices, started, stacks or {})
     rebuilt = {i for group in groups for i in group.trials}
+    fresh = {i for i in indices if i not in rebuilt and not started.get(i)}
+    for stack in planned or []:
+        members = tuple(i for i in stack if i in fresh)
+        if members:
+            groups.append(Group(members, fixed=True))
+            rebuilt.update(members)
     indices = [i for i in indices if i not in rebuilt]
     if not fuse:
         groups += [Group((i,)) for i in indices]
@@ -219,7 +230,7 @@ def _resumed_stacks(
         )
         if whole and len(set(stack)) == len(stack):
             seen.add(stack)
-            groups.append(Group(stack, resumed=True))
+            groups.append(Group(stack, fixed=True))
     return groups
 
 
@@ -299,7 +310,7 @@ def balance(
     halved group are no cheaper than the group was, so a group is halved
     only where the estimated end of the workers, taking the groups longest
     first (:func:`finish_time`), comes sooner. The halves are the group's
-    narrower and wider members, so each pads as little as it can. A resumed
+    narrower and wider members, so each pads as little as it can. A fixed
     stack stays whole.
     """
     out = sorted(groups, key=lambda g: -group_cost(trials, g))
@@ -307,7 +318,7 @@ def balance(
         return out
     share = sum(group_cost(trials, g) for g in out) / workers
     for group in out:
-        if group.resumed or len(group.trials) < 2:
+        if group.fixed or len(group.trials) < 2:
             continue
         if group_cost(trials, group) <= share:
             break
