@@ -17,9 +17,12 @@ from mlp_backend.interrupts import record_and_raise
 def run() -> None:
     # SIGTERM asks what Ctrl-C asks, until a command takes both over
     # (job.catch_interrupts) and again after it; a signal whose interrupt
-    # Python swallows is still taken then (see mlp_backend.interrupts).
+    # Python swallows is still taken then (see mlp_backend.interrupts). One
+    # that the process was started ignoring (a shell script's job in the
+    # background ignores Ctrl-C) stays ignored, as Python itself leaves it.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, record_and_raise)
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, record_and_raise)
     try:
         from mlp_backend.cli import main
     except KeyboardInterrupt:

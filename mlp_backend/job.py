@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -567,7 +567,8 @@ def catch_interrupts() -> Iterator[None]:
     """Turns SIGINT and SIGTERM into a stop request while the block runs.
 
     Training polls the request after every batch, so the batch in flight
-    finishes and the run is saved. Outside the main thread signal handlers
+    finishes and the run is saved. A signal that is ignored stays ignored
+    (see :func:`ignored_signals`). Outside the main thread signal handlers
     cannot be set, and the block runs unchanged.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -578,7 +579,9 @@ def catch_interrupts() -> Iterator[None]:
         # A signal came before, whose KeyboardInterrupt Python swallowed.
         _INTERRUPT.set()
     previous = {
-        s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+        s: signal.signal(s, _on_signal)
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if s not in ignored_signals()
     }
     try:
         yield
@@ -587,14 +590,32 @@ def catch_interrupts() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def stop_gracefully_on_signals() -> None:
+def ignored_signals() -> frozenset[int]:
+    """Of SIGINT and SIGTERM, those this process ignores now.
+
+    A process started with a signal ignored, as a shell script's job in the
+    background is with Ctrl-C, was meant not to take it, so the commands
+    leave it ignored, as Python itself does (see ``mlp_backend.__main__``).
+    """
+    return frozenset(
+        s
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(s) == signal.SIG_IGN
+    )
+
+
+def stop_gracefully_on_signals(ignored: Collection[int] = ()) -> None:
     """Worker-process initializer: SIGINT and SIGTERM become a stop request.
 
     Ctrl-C reaches the whole process group; a worker must then finish its
     batch and save rather than die in the middle of writing a run folder.
+
+    Args:
+        ignored: The signals the sweep process ignores (its
+            :func:`ignored_signals`), which its workers ignore too.
     """
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN if s in ignored else _on_signal)
     # A local worker starts with SIGINT blocked (see sweep.processes); a
     # Ctrl-C that came since then is taken now, by the handler above.
     if hasattr(signal, "pthread_sigmask"):

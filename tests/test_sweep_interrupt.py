@@ -203,3 +203,34 @@ with job.catch_interrupts():
     assert done.returncode == 0, done.stderr
     assert "Exception ignored" in done.stderr
     assert done.stdout.split() == ["first", "True", "again", "False"]
+
+
+def test_a_sweep_started_ignoring_ctrl_c_goes_on_ignoring_it(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    """A shell script's job in the background starts with SIGINT ignored;
+    the sweep took it over after its first moments, so a Ctrl-C meant for
+    the script interrupted it (and its workers)."""
+    runs = tmp_path / "runs"
+    short = [*OPTIONS[: OPTIONS.index("--epochs") + 1], "6"]
+    short += OPTIONS[OPTIONS.index("--epochs") + 2 :]
+    args = [*short, "--data", str(small_magic), "--runs-dir", str(runs), "--name", "s"]
+    process = subprocess.Popen(
+        sweep(*args, "--workers", "2"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(p.stat().st_size for p in (runs / "s").glob("*/metrics.jsonl")):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before the Ctrl-C"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    states = {r["state"] for r in SweepFolder(runs / "s").results().values()}
+    assert states == {"finished"}

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlp_backend.errors import RunError, UsageError
-from mlp_backend.job import Dataset, interrupted, stop_gracefully_on_signals
+from mlp_backend.job import (
+    Dataset,
+    ignored_signals,
+    interrupted,
+    stop_gracefully_on_signals,
+)
 from mlp_backend.runs import STOP_REQUEST, RunFolder, process_running
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
@@ -156,7 +161,7 @@ def open_executor(
             workers,
             mp_context=context,
             initializer=worker_setup,
-            initargs=(os.getpid(), loaded),
+            initargs=(os.getpid(), loaded, ignored_signals()),
         ) as pool,
     ):
         if context.get_start_method() == "fork":
@@ -169,18 +174,23 @@ def open_executor(
         yield pool
 
 
-def worker_setup(sweep: int, loaded: tuple[DataSpec, Dataset] | None) -> None:
+def worker_setup(
+    sweep: int,
+    loaded: tuple[DataSpec, Dataset] | None,
+    ignored: frozenset[int] = frozenset(),
+) -> None:
     """Initializer of each local worker process.
 
     Signals become a stop request (see :func:`job.stop_gracefully_on_signals`),
     and the worker ends itself when the sweep process ``sweep`` is gone: after
     a ``kill -9`` of the sweep no one would record its work, and a resumed
     sweep would otherwise train the same trials beside it. ``loaded`` is the
-    data set the sweep process read (see :func:`worker.adopt_dataset`).
+    data set the sweep process read (see :func:`worker.adopt_dataset`);
+    ``ignored`` the signals it ignores, which the worker ignores too.
     """
     if loaded is not None:
         adopt_dataset(*loaded)
-    stop_gracefully_on_signals()
+    stop_gracefully_on_signals(ignored)
     threading.Thread(target=_watch_sweep, args=(sweep,), daemon=True).start()
 
 
