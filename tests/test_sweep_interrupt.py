@@ -6,6 +6,7 @@ started stay unrecorded; ``--resume`` then finishes every trial.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ from mlp_backend.sweep.folder import SweepFolder
 from tests.test_sweep_resume import OPTIONS
 from tests.test_sweep_resume import command as sweep
 
+DASK = importlib.util.find_spec("distributed") is not None
+
 # Long enough that the signal always lands while trials train.
 LONG = [
     *OPTIONS[: OPTIONS.index("--epochs") + 1],
@@ -31,13 +34,24 @@ LONG = [
 
 
 @pytest.mark.parametrize(
-    "workers, how",
-    [("1", "sigterm-main"), ("2", "sigint-group"), ("2", "sigterm-main")],
+    "where, how",
+    [
+        (["--workers", "1"], "sigint-group"),
+        (["--workers", "1"], "sigterm-main"),
+        (["--workers", "2"], "sigint-group"),
+        (["--workers", "2"], "sigterm-main"),
+        # Dask's processes ended with tracebacks, the sweep recorded nothing.
+        pytest.param(
+            ["--dask-local", "2"],
+            "sigint-group",
+            marks=pytest.mark.skipif(not DASK, reason="needs the cluster extra"),
+        ),
+    ],
 )
 def test_signal_stops_the_sweep_then_resume_finishes(
     small_magic: Path,
     tmp_path: Path,
-    workers: str,
+    where: list[str],
     how: str,
 ) -> None:
     runs = tmp_path / "runs"
@@ -51,8 +65,7 @@ def test_signal_stops_the_sweep_then_resume_finishes(
             str(runs),
             "--name",
             "s",
-            "--workers",
-            workers,
+            *where,
         ),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -73,6 +86,7 @@ def test_signal_stops_the_sweep_then_resume_finishes(
 
     assert process.returncode == 130, stderr
     assert "--resume" in stderr
+    assert "Traceback" not in stderr, stderr
     assert not (folder / "sweep.lock").exists()
     lines = (folder / "results.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
@@ -98,7 +112,7 @@ def test_signal_stops_the_sweep_then_resume_finishes(
     assert len(records) < 8
 
     resumed = subprocess.run(
-        sweep("--resume", str(folder), "--workers", workers),
+        sweep("--resume", str(folder), *where),
         capture_output=True,
         text=True,
         timeout=180,

@@ -38,7 +38,12 @@ from mlp_backend.job import (
 from mlp_backend.runs import STOP_REQUEST, RunFolder, process_running
 from mlp_backend.sweep.folder import SweepFolder, result_record
 from mlp_backend.sweep.plan import Group
-from mlp_backend.sweep.processes import sigint_held, single_threaded, worker_context
+from mlp_backend.sweep.processes import (
+    sigint_held,
+    sigint_ignored,
+    single_threaded,
+    worker_context,
+)
 from mlp_backend.sweep.spec import Trial
 from mlp_backend.sweep.worker import DataSpec, GroupJob, adopt_dataset, run_group
 
@@ -129,16 +134,18 @@ def open_executor(
         except ImportError as exc:
             raise UsageError(f"{DASK_NEEDED} ({exc}); {DASK_INSTALL}") from None
         if dask_local is not None:
-            with (
-                single_threaded(),
-                LocalCluster(
+            # Its processes start ignoring SIGINT (see sigint_ignored), so
+            # that a Ctrl-C reaches this process alone, which asks the trials
+            # to stop through the sweep's stop request: reaching Dask's
+            # processes, it ended them with tracebacks while the sweep waited.
+            with single_threaded(), sigint_ignored():
+                cluster = LocalCluster(
                     n_workers=dask_local,
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
-                ) as cluster,
-                Client(cluster) as client,
-            ):
+                )
+            with cluster, Client(cluster) as client:
                 yield client.get_executor()
         else:
             try:
@@ -264,10 +271,11 @@ def run_groups(
         if interrupted() and pending:
             # A file rather than signals, because workers may be Dask processes
             # on other machines that share only the sweep folder: groups in
-            # flight stop as interrupted, and groups that a worker had already
-            # taken do not start (see worker.run_group).
+            # flight stop as interrupted, and groups not begun return at once
+            # (see worker.run_group). None is cancelled: cancelling a Dask
+            # future ends its task even while it trains, and the records of
+            # its trials with it.
             (folder.path / STOP_REQUEST).touch()
-            pending = {f for f in pending if not f.cancel()}
     # Every group has ended: the request has done its work.
     (folder.path / STOP_REQUEST).unlink(missing_ok=True)
     return written

@@ -148,6 +148,26 @@ def sigint_held() -> Iterator[None]:
 
 
 @contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignores SIGINT in this process while the block runs.
+
+    A process started in the block ignores it too, after ``exec`` as well,
+    and Python leaves an ignored SIGINT ignored: how Dask's LocalCluster
+    processes, which this code does not start itself, are kept out of a
+    Ctrl-C. One that comes in the block (the second or two the cluster takes
+    to start) is lost. Outside the main thread the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def single_threaded() -> Iterator[None]:
     """Child processes started in the block inherit one-thread BLAS settings."""
     saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
