@@ -59,6 +59,9 @@ class Group(click.Group):
             sys.stdout.flush()
             return result
         except MLPBackendError as exc:
+            if isinstance(exc, OutputError) and isinstance(sys.stdout, ReaderGoneSafe):
+                # Said now: the interpreter's last flush must not raise it again.
+                sys.stdout.reported()
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             # Ctrl-C before training began: nothing was written to keep.
@@ -74,14 +77,20 @@ class ReaderGoneSafe:
     there instead of raising ``BrokenPipeError`` out of the training loop.
     Any other failure to write standard output (a full disk) is an
     :class:`OutputError`, which the command reports on standard error; one of
-    standard error itself leaves nobody to tell, so it is dropped too.
+    standard error itself leaves nobody to tell, so it is dropped too. The
+    error is raised again by every later write and flush: click's probe of
+    the stream (an empty write) met it first and swallowed it, and the sweep
+    command then ended with exit code 0 and its output lost.
     """
 
     def __init__(self, stream: Any, name: str) -> None:
         self._stream = stream
         self._name = name
+        self._error: OutputError | None = None
 
     def write(self, text: str) -> int:
+        if self._error is not None:
+            raise self._error
         try:
             return self._stream.write(text)
         except OSError as exc:
@@ -89,17 +98,24 @@ class ReaderGoneSafe:
             return len(text)
 
     def flush(self) -> None:
+        if self._error is not None:
+            raise self._error
         try:
             self._stream.flush()
         except OSError as exc:
             self._failed(exc)
 
+    def reported(self) -> None:
+        """The error has been told: later writes go on quietly."""
+        self._error = None
+
     def _failed(self, exc: OSError) -> None:
         self._divert()
         if self._name == "stdout" and not isinstance(exc, BrokenPipeError):
-            raise OutputError(
+            self._error = OutputError(
                 f"cannot write standard output ({exc.strerror or exc})"
-            ) from None
+            )
+            raise self._error
 
     def _divert(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)

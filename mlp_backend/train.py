@@ -848,12 +848,10 @@ class Trainer:
             step,
             tracker.history,
         )
-        if reason and len(self.members) > 1:
-            logger.info("%s: %s", self._who[j], reason)
-        elif reason:
-            # A lone network's end is its caller's to report (the train
-            # command's last lines say it); at INFO it came out twice.
-            logger.debug("%s", reason)
+        if reason:
+            # A member's end is its caller's to report (the train command's
+            # last lines, a sweep's line per trial); at INFO it came out twice.
+            logger.debug("%s: %s", self._who[j], reason)
         for cb in self.callbacks:
             cb.on_member_end(j, result)
         return result

@@ -482,6 +482,32 @@ def test_standard_output_that_cannot_be_written_is_an_output_error():
         os.close(written)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["sweep", "train"])
+def test_a_full_standard_output_fails_every_command_once(
+    small_magic, tmp_path, command
+):
+    """click probes the stream with an empty write and swallows what it
+    raises: the sweep command ended with exit code 0, its output lost."""
+    args = ["--hidden", "4", "--epochs", "1", "--data", str(small_magic)]
+    args += ["--runs-dir", str(tmp_path), "--backend", "numpy"]
+    if command == "sweep":
+        args += ["--lr", "0.1", "--workers", "1"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlp_backend", command, *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.endswith(
+        "error: cannot write standard output (No space left on device)\n"
+    )
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("labelled", [True, False])
 def test_predict_names_the_bad_row_of_either_layout(
     trained, subset, tmp_path, labelled
