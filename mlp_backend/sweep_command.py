@@ -146,16 +146,21 @@ def sweep(open_monitor: bool, **options: Any) -> None:
     # mlp_backend.sweep.processes).
     from mlp_backend.job import interrupted
     from mlp_backend.sweep.driver import run_sweep
+    from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder
 
     path, results = run_sweep(options)
     states: dict[str, int] = {}
     for record in results:
         states[record["state"]] = states.get(record["state"], 0) + 1
-    click.echo(
-        f"sweep {path}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    )
+    total = len(SweepFolder(path).read()["trials"])
+    counts = [f"{n} {s}" for s, n in sorted(states.items())]
+    if total > len(results):
+        counts.append(f"{total - len(results)} not begun")
+    click.echo(f"sweep {path}: " + ", ".join(counts))
     resume = f"mlp-backend sweep --resume {path}"
-    if interrupted():
+    ended = sum(states.get(state, 0) for state in FINAL_STATES)
+    # A Ctrl-C that came once every trial had ended interrupted nothing.
+    if interrupted() and ended < total:
         click.echo(f"sweep interrupted; continue it with: {resume}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if states.get("interrupted"):

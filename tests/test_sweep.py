@@ -1027,3 +1027,32 @@ def test_a_sweep_stopped_on_request_says_how_to_go_on(
         "sweep stopped on request; continue it with: mlp-backend sweep --resume "
         f"{runs / 's'}\n"
     ), result.output
+
+
+def test_the_sweep_line_counts_trials_not_begun_and_a_late_ctrl_c_is_no_interrupt(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep interrupted before any trial ended printed 'sweep PATH: ' and
+    nothing more; a Ctrl-C that came once every trial had finished said the
+    sweep was interrupted and exited 130."""
+    import mlp_backend.sweep.driver as driver
+    from mlp_backend import job
+
+    path, results = run_sweep(options(small_magic, tmp_path, lr="0.1,0.05,0.01"))
+    assert len(results) == 6
+    for ended, line, code in (
+        (results[:2], f"sweep {path}: 2 finished, 4 not begun", 130),
+        (results, f"sweep {path}: 6 finished", 0),
+    ):
+        monkeypatch.setattr(
+            driver, "run_sweep", lambda options, ended=ended: (path, ended)
+        )
+        job._INTERRUPT.set()
+        try:
+            args = ["--resume", str(path), "--workers", "1"]
+            result = CliRunner().invoke(sweep, args)
+        finally:
+            job._INTERRUPT.clear()
+        assert result.exit_code == code, result.output
+        assert result.output.splitlines()[0] == line
+        assert ("--resume" in result.output) == (code == 130)

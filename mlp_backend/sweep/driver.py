@@ -240,20 +240,23 @@ def _run_locked(
     groups, workers = _plan(
         trials, todo, started, stacks, planned, settings, fuse, options
     )
-    logger.info(
-        "sweep %s: %s (%d kept, %d resumed) in %s on %s",
-        folder.path,
-        _count(len(trials), "trial"),
-        len(kept),
-        sum(1 for epoch in started.values() if epoch),
-        _count(len(groups), "group"),
-        options.get("scheduler")
-        or (
-            f"a Dask LocalCluster of {options['dask_local']}"
-            if options.get("dask_local")
-            else _count(workers, "worker")
-        ),
-    )
+    if not groups:
+        logger.info("sweep %s: every trial has ended; nothing to train", folder.path)
+    else:
+        logger.info(
+            "sweep %s: %s (%d kept, %d resumed) in %s on %s",
+            folder.path,
+            _count(len(trials), "trial"),
+            len(kept),
+            sum(1 for epoch in started.values() if epoch),
+            _count(len(groups), "group"),
+            options.get("scheduler")
+            or (
+                f"a Dask LocalCluster of {options['dask_local']}"
+                if options.get("dask_local")
+                else _count(workers, "worker")
+            ),
+        )
 
     def tell(record: dict[str, Any]) -> None:
         detail = record.get("error") or record.get("reason")
