@@ -31,7 +31,7 @@ from mlp_backend.sweep.plan import (
     member_bytes,
     plan_groups,
 )
-from mlp_backend.sweep.report import build_report, leaderboard, sort_rows
+from mlp_backend.sweep.report import _tick, build_report, leaderboard, sort_rows
 from mlp_backend.sweep.worker import DataSpec, SuccessiveHalving
 from mlp_backend.sweep_command import report, sweep
 from tests.conftest import SHARED, case_file
@@ -325,6 +325,8 @@ def test_bad_options_leave_no_folder(small_magic: Path, tmp_path: Path) -> None:
         {"prune": "median"},
         # Halving compares the members of a fused stack; unfused there are none.
         {"prune": "halving", "no_fuse": True},
+        # Nor in stacks of one.
+        {"prune": "halving", "max_group": 1},
         {"metric": "val_r2"},
         {"backend": "nope"},
     ):
@@ -510,6 +512,10 @@ def test_report_writes_csv_and_figures(small_magic: Path, tmp_path: Path) -> Non
         assert (path / name).read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(report, [str(path), "--sort", "nope"])
     assert bad.exit_code != 0
+    # A random search's drawn learning rates label the heatmap shortly.
+    assert [_tick(v) for v in (0.003604551411348232, 0.1, 16, "64x32")] == [
+        *("0.0036", "0.1", "16", "64x32")
+    ]
     # Sorted by what is no metric, the heatmap shows val_f1.
     for column in ("state", "lr", "trial", "seconds"):
         result = CliRunner().invoke(report, [str(path), "--sort", column])

@@ -152,6 +152,12 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("prune"),
         )
         fuse = not options.get("no_fuse")
+    if settings.prune and options.get("max_group") == 1:
+        raise UsageError(
+            "--prune: successive halving compares the members of a stack, and "
+            "--max-group 1 leaves one in each, so nothing would be pruned; "
+            "leave one out"
+        )
     # The name only: this process plans, and its workers import the arrays.
     backend_name = resolve_name(settings.backend, settings.dtype)
     dataset = dataset_for(data)
@@ -312,6 +318,16 @@ def _plan(
         stacks=stacks,
         planned=planned,
     )
+    max_group = options.get("max_group") or 64
+    kept = [g for g in groups if g.fixed and len(g.trials) > max_group]
+    if kept:
+        logger.info(
+            "%s in flight go on as %s, above --max-group %d: their checkpoints "
+            "belong to them",
+            _count(len(kept), "stack"),
+            "it was" if len(kept) == 1 else "they were",
+            max_group,
+        )
     # One per core unless asked: balance may halve groups for them, and the
     # count is then cut to the groups there are.
     workers = options.get("workers") or default_workers(len(todo))

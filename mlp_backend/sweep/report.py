@@ -335,6 +335,10 @@ def write_figures(
                     [h.get(column) for h in history],
                     color=shade,
                     alpha=0.8,
+                    # A trial pruned or stopped after one epoch is one point,
+                    # which a line alone does not draw.
+                    marker="o" if len(history) == 1 else None,
+                    markersize=3,
                 )
             panel.set_xlabel("epoch")
             panel.set_ylabel(column)
@@ -355,6 +359,12 @@ def _order(value: Any) -> tuple:
     if isinstance(value, str):
         return (0, tuple(int(p) if p.isdigit() else 0 for p in value.split("x")), value)
     return (1, (), value)
+
+
+def _tick(value: Any) -> str:
+    """A heatmap label: a random search's drawn learning rate, such as
+    0.003604551411348232, as 0.0036."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _heatmap(
@@ -385,8 +395,8 @@ def _heatmap(
         figsize=(1.2 * len(xs) + 3, 0.8 * len(ys) + 2), constrained_layout=True
     )
     image = ax.imshow(best, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
-    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xticks(range(len(xs)), [_tick(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [_tick(y) for y in ys])
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)
     found = [v for line in best for v in line if not math.isnan(v)]
