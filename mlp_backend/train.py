@@ -116,9 +116,8 @@ def check_metric(metric: str, task: str, name: str = "--metric") -> None:
 def check_member(member: Member) -> None:
     """Rejects member hyperparameters that cannot train, naming the option."""
     if not member.hidden or any(w < 1 for w in member.hidden):
-        raise UsageError(
-            f"--hidden: widths must be positive integers, got {member.hidden}"
-        )
+        shown = "x".join(str(w) for w in member.hidden)
+        raise UsageError(f"--hidden: widths must be positive integers, got {shown!r}")
     if not math.isfinite(member.lr) or member.lr <= 0:
         raise UsageError(f"--lr: must be a positive number, got {member.lr}")
     if not 0.0 <= member.momentum < 1.0:

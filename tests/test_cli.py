@@ -198,6 +198,8 @@ def test_escaping_names_are_rejected(tmp_path, subset, name):
         (["--activation", "nope"], "--activation"),
         (["--hidden", "64,x"], "--hidden"),
         (["--hidden", "0"], "--hidden"),
+        # As written, not as a Python tuple ((8, 0)).
+        (["--hidden", "8x0"], "--hidden: widths must be positive integers, got '8x0'"),
         (["--momentum", "1.5"], "--momentum"),
         (["--weight-decay", "-1"], "--weight-decay"),
         (["--patience", "-2"], "--patience"),

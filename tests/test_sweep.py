@@ -411,6 +411,12 @@ def test_pruning_marks_members_pruned(small_magic: Path, tmp_path: Path) -> None
         f"error: --compare {other}: its trials were trained on other data or "
         "another split than this sweep's; compare sweeps of the same data\n"
     )
+    # A folder that is no sweep is named as --compare's.
+    trial = path / "trial-0000"
+    args = ["report", str(path), "--no-figures", "--compare", str(trial)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: --compare: {trial} holds no sweep.json")
 
 
 def b21_trials() -> tuple[dict, list[dict]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlp_backend.errors import UsageError
+from mlp_backend.errors import RunError, UsageError
 from mlp_backend.runs import SWEEP_LOCK, FolderLock
 from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
 from mlp_backend.sweep.spec import KEYS
@@ -265,7 +265,11 @@ def build_report(
     report.unended = report.total - ended
     report.running = FolderLock(path / SWEEP_LOCK).held()
     if compare is not None:
-        _check_same_data(info, SweepFolder(compare).read(), compare)
+        try:
+            other = SweepFolder(compare).read()
+        except RunError as exc:
+            raise UsageError(f"--compare: {exc}") from None
+        _check_same_data(info, other, compare)
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
         metric = heatmap_metric(rows, sort_by, task)
