@@ -134,6 +134,8 @@ def _download(url: str, target: Path) -> Path:
     # pooch pulls in requests; only the download path should pay for that import.
     import pooch
 
+    # The line above says what is downloaded; pooch's own would say it again.
+    pooch.get_logger().setLevel(logging.WARNING)
     work = target.parent / f"{MAGIC_FILE}.download"
     made_folder = not target.parent.exists()
     logger.info("downloading MAGIC from %s into %s", url, target.parent)
