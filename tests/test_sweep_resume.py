@@ -199,6 +199,29 @@ def test_workers_end_when_the_sweep_is_killed(
         os.killpg(process.pid, signal.SIGKILL) if _alive(process.pid) else None
 
 
+def interrupted_after(
+    steps: int, options: dict, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, list[dict]]:
+    """A sweep run in this process that a Ctrl-C interrupts after ``steps``
+    batches, counted over all its stacks."""
+
+    class StopAfter(job.StopFlag):
+        count = 0
+
+        def __call__(self) -> bool:
+            StopAfter.count += 1
+            if StopAfter.count == steps:
+                job._INTERRUPT.set()
+            return super().__call__()
+
+    monkeypatch.setattr(worker, "StopFlag", StopAfter)
+    try:
+        return run_sweep(options)
+    finally:
+        job._INTERRUPT.clear()
+        monkeypatch.undo()
+
+
 def test_a_resumed_stack_is_the_stack_that_was_interrupted(
     small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,22 +245,9 @@ def test_a_resumed_stack_is_the_stack_that_was_interrupted(
     }
     _, whole = run_sweep({**options, "name": "whole"})
 
-    class StopInEpochFive(job.StopFlag):
-        steps = 0
-
-        def __call__(self) -> bool:
-            StopInEpochFive.steps += 1
-            if StopInEpochFive.steps == 4 * 280 + 100:
-                job._INTERRUPT.set()
-            return super().__call__()
-
-    monkeypatch.setattr(worker, "StopFlag", StopInEpochFive)
-    try:
-        path, cut = run_sweep({**options, "name": "cut"})
-    finally:
-        job._INTERRUPT.clear()
+    cut_options = {**options, "name": "cut"}
+    path, cut = interrupted_after(4 * 280 + 100, cut_options, monkeypatch)
     assert [r["state"] for r in cut] == ["interrupted", "interrupted"]
-    monkeypatch.undo()
 
     _, resumed = run_sweep({"resume": str(path), "workers": 2})
     for before, after in zip(whole, resumed, strict=True):
@@ -469,22 +479,8 @@ def test_trials_that_never_trained_resume_in_their_planned_stack(
     assert planned == [[0, 1, 2, 3]]
     assert {r["members"] for r in whole} == {4}
 
-    class StopInEpochOne(job.StopFlag):
-        steps = 0
-
-        def __call__(self) -> bool:
-            StopInEpochOne.steps += 1
-            if StopInEpochOne.steps == 100:
-                job._INTERRUPT.set()
-            return super().__call__()
-
-    monkeypatch.setattr(worker, "StopFlag", StopInEpochOne)
-    try:
-        path, cut = run_sweep({**options, "name": "cut"})
-    finally:
-        job._INTERRUPT.clear()
+    path, cut = interrupted_after(100, {**options, "name": "cut"}, monkeypatch)
     assert {r["state"] for r in cut} == {"interrupted"}
-    monkeypatch.undo()
 
     _, resumed = run_sweep({"resume": str(path), "workers": 2})
     for before, after in zip(whole, resumed, strict=True):
