@@ -319,13 +319,13 @@ def _plan(
         planned=planned,
     )
     max_group = options.get("max_group") or 64
-    kept = [g for g in groups if g.fixed and len(g.trials) > max_group]
-    if kept:
+    oversized = [g for g in groups if g.fixed and len(g.trials) > max_group]
+    if oversized:
         logger.info(
             "%s in flight go on as %s, above --max-group %d: their checkpoints "
             "belong to them",
-            _count(len(kept), "stack"),
-            "it was" if len(kept) == 1 else "they were",
+            _count(len(oversized), "stack"),
+            "it was" if len(oversized) == 1 else "they were",
             max_group,
         )
     # One per core unless asked: balance may halve groups for them, and the
