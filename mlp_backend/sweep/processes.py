@@ -66,7 +66,7 @@ def worker_context(backend: str | None) -> multiprocessing.context.BaseContext:
     A fork of this process where that is safe: on Linux, for NumPy, in a
     process of one thread. The fork costs about a millisecond against the
     fork server's imports; on the 16-configuration grid of
-    ``benchmarks/sweep.py`` the command took 0.50 to 0.53 s forked against
+    ``benchmarks/sweep.py`` the command took 0.47 to 0.56 s forked against
     0.56 to 0.64 s from the fork server. Elsewhere the fork server (started
     now unless :func:`prepare_local_workers` did), else spawn.
     """
