@@ -578,10 +578,11 @@ def catch_interrupts() -> Iterator[None]:
     if interrupts.take():
         # A signal came before, whose KeyboardInterrupt Python swallowed.
         _INTERRUPT.set()
+    ignored = ignored_signals()
     previous = {
         s: signal.signal(s, _on_signal)
         for s in (signal.SIGINT, signal.SIGTERM)
-        if s not in ignored_signals()
+        if s not in ignored
     }
     try:
         yield
