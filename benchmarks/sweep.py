@@ -16,7 +16,9 @@ Usage::
    like, the same loops as a whole process of their own (Python, ``import
    torch``, reading the data with this package's loader for the same split).
    Each PyTorch figure is divided by the fused command timed right before
-   and after it, since the machine's speed drifts over a minute.
+   and after it, since the machine's speed drifts over a minute; and the
+   loops against the sweep's own work in a process past its imports (see
+   :func:`sweep_span`).
 4. With ``--reference``: ``--preset reference`` fused and with ``--no-fuse``.
 
 The package's bytecode is compiled first (see :func:`compile_package`).
@@ -103,6 +105,38 @@ def time_command(args: list[str], runs: Path) -> float:
         cwd=HERE,
     )
     return time.perf_counter() - start
+
+
+def sweep_span(args: list[str], runs: Path) -> float:
+    """Seconds of the sweep's own work in a fresh process, past its imports.
+
+    Like for like with PyTorch's timed loops: Python's start-up and the
+    imports are left out, as ``import torch`` is there; what is timed is
+    :func:`~mlp_backend.sweep.driver.run_sweep` as the command calls it:
+    reading the data (which the PyTorch loops do not include), planning, the
+    workers' training and every run file. The child prints the seconds.
+    """
+    argv = [*args, "--runs-dir", str(runs)]
+    code = (
+        "import time\n"
+        "from mlp_backend.sweep_command import sweep\n"
+        "from mlp_backend.sweep.processes import prepare_local_workers\n"
+        f"options = dict(sweep.make_context('sweep', {argv!r}).params)\n"
+        "del options['open_monitor']\n"
+        "prepare_local_workers('numpy')\n"
+        "from mlp_backend.sweep.driver import run_sweep\n"
+        "start = time.perf_counter()\n"
+        "run_sweep(options)\n"
+        "print(time.perf_counter() - start)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+    )
+    return float(done.stdout.split()[-1])
 
 
 def member_epoch_times(
@@ -258,16 +292,19 @@ def main() -> None:
                 # The peer's training loops only, against our whole command.
                 seconds = torch_grid(torch, data, threads)
                 between = time_command([*grid, "--name", f"{name}-1"], runs)
-                # Like for like: a whole PyTorch process against ours.
+                # Like for like: a whole PyTorch process against ours, and
+                # the loops against the sweep's work without its start-up.
                 whole = torch_process(data, threads)
                 after = time_command([*grid, "--name", f"{name}-2"], runs)
+                span = sweep_span([*grid, "--name", f"{name}-3"], runs)
                 loops_ours = (before + between) / 2
                 whole_ours = (between + after) / 2
                 print(
                     f"16-config grid, one-at-a-time PyTorch {torch.__version__} "
                     f"({label}): loops {seconds:.1f}s, ratio "
                     f"{seconds / loops_ours:.2f}x to the fused sweep beside it "
-                    f"({loops_ours:.2f}s); whole "
+                    f"({loops_ours:.2f}s), {seconds / span:.2f}x to its work "
+                    f"past the imports ({span:.2f}s); whole "
                     f"process {whole:.1f}s, ratio {whole / whole_ours:.2f}x "
                     f"({whole_ours:.2f}s)"
                 )

@@ -24,11 +24,12 @@ from mlp_backend.options import (
     task_options,
 )
 from mlp_backend.sweep.processes import prepare_local_workers, uses_local_workers
+from mlp_backend.widths import widths_text
 
 
 def _list_option(key: str, help_text: str) -> Any:
     value = DEFAULTS[key]
-    shown = "x".join(str(w) for w in value) if key == "hidden" else value
+    shown = widths_text(value) if key == "hidden" else value
     return click.option(
         option_name(key),
         key,

@@ -35,6 +35,7 @@ from mlp_backend.errors import UsageError
 from mlp_backend.fast import make_step
 from mlp_backend.model import Shape, Stack, take_members
 from mlp_backend.optim import Optimizer, schedule_factor
+from mlp_backend.widths import widths_text
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def check_metric(metric: str, task: str, name: str = "--metric") -> None:
 def check_member(member: Member) -> None:
     """Rejects member hyperparameters that cannot train, naming the option."""
     if not member.hidden or any(w < 1 for w in member.hidden):
-        shown = "x".join(str(w) for w in member.hidden)
+        shown = widths_text(member.hidden)
         raise UsageError(f"--hidden: widths must be positive integers, got {shown!r}")
     if not math.isfinite(member.lr) or member.lr <= 0:
         raise UsageError(f"--lr: must be a positive number, got {member.lr}")

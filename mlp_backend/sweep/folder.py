@@ -29,6 +29,7 @@ from mlp_backend.runs import (
     write_json,
 )
 from mlp_backend.sweep.spec import KEYS, Trial
+from mlp_backend.widths import widths_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ def trial_name(index: int) -> str:
 
 def hyperparameters(trial: Trial) -> dict[str, Any]:
     """A trial's keys as flat values (hidden widths as ``"64x32"``)."""
-    return {
-        k: "x".join(str(w) for w in trial[k]) if k == "hidden" else trial[k]
-        for k in KEYS
-    }
+    return {k: widths_text(trial[k]) if k == "hidden" else trial[k] for k in KEYS}
 
 
 def result_record(

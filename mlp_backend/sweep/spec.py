@@ -21,6 +21,7 @@ from mlp_backend.errors import UsageError
 from mlp_backend.optim import OPTIMIZERS, SCHEDULES
 from mlp_backend.options import option_name
 from mlp_backend.train import MONITORS, Member, TrainConfig, check_member
+from mlp_backend.widths import parse_widths, widths_text
 
 Trial = dict[str, Any]
 
@@ -50,20 +51,6 @@ PRESETS: dict[str, dict[str, list[Any]]] = {
         "weight_decay": [0.0],
     },
 }
-
-
-def parse_hidden(text: str, where: str) -> tuple[int, ...]:
-    """``"64x32"`` -> ``(64, 32)``: layers of one network are joined by ``x``."""
-    try:
-        widths = tuple(int(w) for w in str(text).split("x"))
-    except ValueError:
-        raise UsageError(
-            f"{where}: expected widths like 64 or 64x32 (layers joined by 'x'), "
-            f"got {text!r}"
-        ) from None
-    if not widths or any(w < 1 for w in widths):
-        raise UsageError(f"{where}: widths must be positive integers, got {text!r}")
-    return widths
 
 
 def _number(kind: type) -> Callable[[Any, str], Any]:
@@ -96,8 +83,8 @@ def _choice(allowed: Sequence[str]) -> Callable[[Any, str], str]:
 
 def _hidden(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, (list, tuple)):
-        return parse_hidden("x".join(str(v) for v in value), where)
-    return parse_hidden(str(value), where)
+        return parse_widths(widths_text(value), where)
+    return parse_widths(str(value), where)
 
 
 PARSERS: dict[str, Callable[[Any, str], Any]] = {
@@ -213,7 +200,7 @@ def _refuse_repeated(
 def _shown(value: Any) -> str:
     """A trial value as a user writes it: ``64x32`` for a tuple of widths."""
     if isinstance(value, tuple):
-        return "x".join(str(v) for v in value)
+        return widths_text(value)
     return str(value)
 
 
