@@ -41,7 +41,7 @@ from mlp_backend.data import (
 from mlp_backend.errors import DataError, MLPBackendError, UsageError
 from mlp_backend.losses import TASK_LOSS
 from mlp_backend.persist import SavedModel, save_model
-from mlp_backend.runs import STOP_REQUEST, RunFolder, replace_bytes
+from mlp_backend.runs import STOP_REQUEST, RunFolder, replace_bytes, whole_lines
 from mlp_backend.train import MemberResult, MemberState
 
 logger = logging.getLogger(__name__)
@@ -507,8 +507,8 @@ def resume_folder(path: Path, epoch: int, *, sync: bool = True) -> RunFolder:
     folder = RunFolder(path, sync=sync)
     metrics = path / "metrics.jsonl"
     if metrics.is_file():
-        kept = metrics.read_bytes().splitlines(keepends=True)[:epoch]
-        replace_bytes(metrics, b"".join(kept), sync=sync)
+        kept = whole_lines(metrics.read_bytes())[:epoch]
+        replace_bytes(metrics, b"".join(line + b"\n" for line in kept), sync=sync)
     (path / STOP_REQUEST).unlink(missing_ok=True)
     folder.event(f"resumed after epoch {epoch}")
     # The interrupted or stopped run's reason no longer holds.

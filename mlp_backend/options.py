@@ -39,6 +39,18 @@ def refuse_on_resume(options: dict[str, Any], keeps: tuple[str, ...], why: str) 
         raise UsageError(f"--resume: {why}; leave out " + ", ".join(given))
 
 
+def not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuses an empty value of a path or address option.
+
+    ``--spec "$SPEC"`` with ``SPEC`` unset passes an empty string, which
+    read as the option left out: the sweep trained the default network and
+    ``--data ""`` found MAGIC, where the user meant a file of their own.
+    """
+    if value is not None and str(value) == "":
+        raise click.BadParameter("expected a value, got an empty string")
+    return value
+
+
 BACKEND = click.option(
     "--backend",
     type=click.Choice(["auto", "numpy", "cupy"]),
@@ -60,11 +72,13 @@ def data_options(f: Any) -> Any:
         click.option(
             "--data",
             default=None,
+            callback=not_empty,
             help="Data file [default: MAGIC by its location rules].",
         ),
         click.option(
             "--test-data",
             default=None,
+            callback=not_empty,
             help="Separate test file instead of a test split.",
         ),
         RUNS_DIR,

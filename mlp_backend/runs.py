@@ -114,6 +114,18 @@ def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
     append_bytes(path, (dumps(obj) + "\n").encode())
 
 
+def whole_lines(data: bytes) -> list[bytes]:
+    """The complete lines of a ``.jsonl`` file's bytes, without their newlines.
+
+    Split on LF alone: ``splitlines`` also splits at carriage returns (and,
+    on text, at form feeds and other separators) that a damaged line may
+    hold, and the piece cut off there passed for a torn last line, which hid
+    every line after it. The bytes after the last LF are a line a killed
+    writer left unfinished, and are left out.
+    """
+    return data.split(b"\n")[:-1]
+
+
 def read_records(path: Path, count: int) -> list[dict[str, Any]]:
     """The first ``count`` records of a ``.jsonl`` run file, as the run made them.
 
@@ -124,10 +136,10 @@ def read_records(path: Path, count: int) -> list[dict[str, Any]]:
             not a JSON object.
     """
     try:
-        lines = path.read_bytes().splitlines(keepends=True)[:count]
+        lines = whole_lines(path.read_bytes())[:count]
     except FileNotFoundError:
         raise RunError(f"{path}: not found") from None
-    if len(lines) < count or (lines and not lines[-1].endswith(b"\n")):
+    if len(lines) < count:
         raise RunError(f"{path}: has fewer than {count} whole records")
     records = []
     for number, line in enumerate(lines, start=1):

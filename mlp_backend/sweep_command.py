@@ -19,6 +19,7 @@ from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED
 from mlp_backend.options import (
     data_options,
+    not_empty,
     option_name,
     refuse_on_resume,
     task_options,
@@ -62,7 +63,12 @@ def sweep_options(f: Any) -> Any:
             help="Seeds per configuration: seed, seed+1, ... [default: 1]",
         ),
         click.option("--preset", default=None, help="A named sweep: reference."),
-        click.option("--spec", default=None, help="A TOML spec file (grid or random)."),
+        click.option(
+            "--spec",
+            default=None,
+            callback=not_empty,
+            help="A TOML spec file (grid or random).",
+        ),
         click.option("--trials", type=int, default=None, help="Random-search trials."),
         click.option(
             "--no-fuse", is_flag=True, help="Train one configuration at a time."
@@ -75,7 +81,10 @@ def sweep_options(f: Any) -> Any:
             "group]; 1 trains in this process.",
         ),
         click.option(
-            "--scheduler", default=None, help="Dask scheduler, tcp://host:port."
+            "--scheduler",
+            default=None,
+            callback=not_empty,
+            help="Dask scheduler, tcp://host:port.",
         ),
         click.option(
             "--dask-local",
@@ -218,6 +227,7 @@ def report(
 
     from mlp_backend.sweep.report import (
         build_report,
+        configurations_table,
         leaderboard,
         pruning_line,
         survival_line,
@@ -231,6 +241,8 @@ def report(
         # Piped output has no width to fit; keep every column readable.
         console = Console(width=160)
     console.print(leaderboard(summary))
+    if summary.configurations:
+        console.print(configurations_table(summary))
     savings = pruning_line(summary)
     if savings:
         click.echo(savings)
@@ -247,5 +259,5 @@ def report(
             f"(not begun, interrupted or failed); mlp-backend sweep --resume "
             f"{sweep_dir} trains them"
         )
-    for path in summary.figures:
+    for path in [*summary.written, *summary.figures]:
         click.echo(f"wrote {path}")

@@ -221,7 +221,7 @@ def _run_locked(
     (folder.path / STOP_REQUEST).unlink(missing_ok=True)
     folder.drop_torn_line()
     kept = folder.finished(len(trials))
-    recorded = folder.results()
+    recorded = folder.results(trials)
     folder.add_results(
         [
             result_record(i, trials[i], summary["state"], summary)
@@ -265,11 +265,15 @@ def _run_locked(
         )
 
     def tell(record: dict[str, Any]) -> None:
+        # A failure is a warning, so that it shows also under --quiet.
+        level = logging.WARNING if record["state"] == "failed" else logging.INFO
         detail = record.get("error") or record.get("reason")
         if detail:
-            logger.info("trial %d %s: %s", record["trial"], record["state"], detail)
+            logger.log(
+                level, "trial %d %s: %s", record["trial"], record["state"], detail
+            )
         else:
-            logger.info("trial %d %s", record["trial"], record["state"])
+            logger.log(level, "trial %d %s", record["trial"], record["state"])
 
     if groups:
         with open_executor(
@@ -280,7 +284,7 @@ def _run_locked(
             backend=settings.backend,
         ) as executor:
             run_groups(folder, trials, groups, settings, executor, tell)
-    results = folder.results()
+    results = folder.results(trials)
     return [results[i] for i in sorted(results)]
 
 

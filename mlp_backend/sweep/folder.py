@@ -1,12 +1,14 @@
-"""The sweep folder: ``sweep.json``, ``results.jsonl``, ``results.csv``.
+"""The sweep folder: ``sweep.json``, ``results.jsonl``, ``results.csv``
+(and ``configurations.csv`` where configurations have several seeds).
 
 Layout and guarantees are in ``docs/run-format.md``: ``sweep.json`` is written
 once, atomically, before any trial starts; ``results.jsonl`` only grows, by
 whole lines, one each time a trial ends, fails or is interrupted (a trial
 resumed later adds another, and its last line is its result);
-``results.csv`` is the last line of each trial as a table, replaced
-atomically once per group. Only the client (never a worker) writes these
-three files.
+``results.csv`` is the last line of each trial as a table, and
+``configurations.csv`` the mean and spread over seeds of each configuration
+(see :mod:`mlp_backend.sweep.repeats`), both replaced atomically once per
+group. Only the client (never a worker) writes these files.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from typing import Any
 
 from mlp_backend.errors import RunError
 from mlp_backend.runs import (
+    STATES,
     append_jsonl,
     create_folder,
     read_json,
     replace_bytes,
+    whole_lines,
     write_json,
 )
+from mlp_backend.sweep.repeats import configurations, repeated
 from mlp_backend.sweep.spec import KEYS, Trial
 from mlp_backend.widths import widths_text
 
@@ -36,6 +41,11 @@ logger = logging.getLogger(__name__)
 SWEEP_VERSION = 1
 #: Trial states that a resume keeps; any other trial is trained again.
 FINAL_STATES = ("finished", "diverged", "pruned")
+#: The states a results line can record: a trial's state once it has ended.
+RESULT_STATES = tuple(s for s in STATES if s not in ("queued", "running"))
+#: Results fields that hold a number or nothing, besides the val_ and test_
+#: metrics.
+NUMERIC = ("epochs_run", "best_epoch", "best_value", "seconds", "members")
 
 
 def trial_name(index: int) -> str:
@@ -112,12 +122,16 @@ class SweepFolder:
             raise RunError(f"{self.path}: no such sweep folder")
         if not (self.path / "sweep.json").is_file():
             raise RunError(f"{self.path} holds no sweep.json (is it a sweep folder?)")
-        info = read_json(self.path / "sweep.json")
+        path = self.path / "sweep.json"
+        info = read_json(path)
+        if not isinstance(info, dict):
+            raise RunError(f"{path}: expected a JSON object, as a sweep writes it")
         if info.get("version") != SWEEP_VERSION:
             raise RunError(
-                f"{self.path / 'sweep.json'}: version {info.get('version')!r}, "
+                f"{path}: version {info.get('version')!r}, "
                 f"this program reads {SWEEP_VERSION}"
             )
+        _check_layout(path, info)
         return info
 
     @staticmethod
@@ -147,23 +161,32 @@ class SweepFolder:
                 done[i] = summary
         return done
 
-    def results(self) -> dict[int, dict[str, Any]]:
-        """The last results line of each trial; a torn last line is ignored."""
+    def results(
+        self, trials: Sequence[Trial] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """The last results line of each of ``trials`` (the sweep's own, read
+        from ``sweep.json`` when None).
+
+        A torn last line is ignored, and a line that is not a results record
+        of one of ``trials`` (see :func:`_result_line`) is skipped with a
+        warning. A record's hyperparameters are taken from ``trials``, which
+        ``sweep.json`` holds, whatever the line says.
+        """
         path = self.path / "results.jsonl"
         if not path.is_file():
             return {}
+        if trials is None:
+            trials = self.trials_of(self.read())
         records = {}
-        lines = path.read_text(errors="replace").splitlines(keepends=True)
-        for number, line in enumerate(lines, start=1):
-            if not line.endswith("\n"):
-                break
-            try:
-                record = json.loads(line)
-                records[int(record["trial"])] = record
-            except (ValueError, KeyError, TypeError):
+        for number, line in enumerate(whole_lines(path.read_bytes()), start=1):
+            record = _result_line(line, len(trials))
+            if record is None:
                 logger.warning(
                     "%s, line %d: not a results record; skipped", path, number
                 )
+                continue
+            index = record["trial"]
+            records[index] = {**record, **hyperparameters(trials[index])}
         return records
 
     def drop_torn_line(self) -> None:
@@ -192,20 +215,86 @@ class SweepFolder:
             self.write_csv(self.results())
 
     def write_csv(self, records: dict[int, dict[str, Any]]) -> None:
+        """Rewrites ``results.csv`` from ``records`` (by trial index) and,
+        where a configuration has several seeds, ``configurations.csv``."""
         # The columns every record has, so that a sweep with no result yet
         # still gets a header; its metrics follow as the records have them.
         trials = self.trials_of(self.read())
         empty = result_record(0, trials[0], "", None) if trials else {}
-        columns: list[str] = [k for k in empty if k != "format"]
-        for record in records.values():
-            columns += [k for k in record if k not in columns and k != "format"]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, columns, extrasaction="ignore", lineterminator="\n"
+        _write_table(
+            self.path / "results.csv",
+            [k for k in empty if k != "format"],
+            [records[index] for index in sorted(records)],
         )
-        writer.writeheader()
-        for index in sorted(records):
-            writer.writerow(
-                {k: "" if v is None else v for k, v in records[index].items()}
-            )
-        replace_bytes(self.path / "results.csv", buffer.getvalue().encode())
+        flat = [hyperparameters(t) for t in trials]
+        if repeated(flat):
+            rows = configurations(flat, records)
+            _write_table(self.path / "configurations.csv", [*rows[0]], rows)
+
+
+def _write_table(
+    path: Path, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Replaces ``path`` with ``rows`` as CSV: ``columns`` first, then any
+    other key the rows have (but ``format``), empty where a row has none."""
+    columns = list(columns)
+    for row in rows:
+        columns += [k for k in row if k not in columns and k != "format"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    replace_bytes(path, buffer.getvalue().encode())
+
+
+def _check_layout(path: Path, info: dict[str, Any]) -> None:
+    """Refuses a ``sweep.json`` that is JSON but not laid out as a sweep's,
+    naming what is wrong, rather than failing later on a missing key."""
+
+    def wrong(what: str) -> RunError:
+        return RunError(f"{path}: {what}; the file is not as a sweep writes it")
+
+    if not isinstance(info.get("spec"), dict):
+        raise wrong("'spec' is not an object")
+    entries = info.get("trials")
+    if not isinstance(entries, list):
+        raise wrong("'trials' is not a list")
+    for n, entry in enumerate(entries):
+        values = entry.get("hyperparameters") if isinstance(entry, dict) else None
+        if not isinstance(values, dict):
+            raise wrong(f"trial {n} has no 'hyperparameters' object")
+        missing = [k for k in KEYS if k not in values]
+        if missing:
+            raise wrong(f"trial {n} lacks {', '.join(missing)}")
+        hidden = values["hidden"]
+        if not (
+            isinstance(hidden, list)
+            and hidden
+            and all(type(w) is int and w > 0 for w in hidden)
+        ):
+            raise wrong(f"trial {n}: hidden is {hidden!r}, not a list of widths")
+
+
+def _result_line(line: bytes, count: int) -> dict[str, Any] | None:
+    """The record on one line of ``results.jsonl``, or None where the line
+    is not one that :func:`result_record` writes for one of ``count`` trials:
+    a damaged line must not pass for a trial's result, nor hide one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    index = record.get("trial")
+    if type(index) is not int or not 0 <= index < count:
+        return None
+    if record.get("name") != trial_name(index):
+        return None
+    if record.get("state") not in RESULT_STATES:
+        return None
+    for key, value in record.items():
+        if key in NUMERIC or key.startswith(("val_", "test_")):
+            if value is not None and type(value) not in (int, float):
+                return None
+    return record

@@ -6,17 +6,27 @@ Figures need matplotlib (the optional extra ``plot``); the leaderboard and
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlp_backend.errors import RunError, UsageError
-from mlp_backend.runs import SWEEP_LOCK, FolderLock
-from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
+from mlp_backend.errors import OutputError, RunError, UsageError
+from mlp_backend.runs import SWEEP_LOCK, FolderLock, whole_lines
+from mlp_backend.sweep.folder import (
+    FINAL_STATES,
+    SweepFolder,
+    hyperparameters,
+    result_record,
+)
+from mlp_backend.sweep.repeats import SETTINGS, TRAINED, configurations, repeated
 from mlp_backend.sweep.spec import KEYS
+
+logger = logging.getLogger(__name__)
 
 #: Metrics where lower is better; every other metric is sorted highest first.
 LOWER_IS_BETTER = ("loss", "mse", "mae", "seconds")
@@ -28,7 +38,7 @@ OUTCOMES = {
     "regression": ("epochs_run", "val_loss", "val_r2", "test_mse", "test_r2"),
 }
 #: The states whose trials rank by their metrics, ahead of the rest.
-RANKED = ("finished", "pruned")
+RANKED = TRAINED
 #: What a report sorts by and draws when no metric is named, by task.
 DEFAULT_METRIC = {"classification": "val_f1", "regression": "val_r2"}
 
@@ -50,6 +60,11 @@ class Report:
         total: Trials in the sweep.
         running: Whether a sweep process holds the folder's lock now (its
             trials without a result may still be training).
+        configurations: Where some configuration has several seeds, one
+            row per configuration (see :func:`repeats.configurations`),
+            best first by the mean of ``sort_by``; else None.
+        written: The tables written (``results.csv``, and
+            ``configurations.csv`` with several seeds).
     """
 
     path: Path
@@ -62,6 +77,8 @@ class Report:
     unended: int = 0
     total: int = 0
     running: bool = False
+    configurations: list[dict[str, Any]] | None = None
+    written: list[Path] = field(default_factory=list)
 
 
 def _lower_is_better(column: str) -> bool:
@@ -119,6 +136,26 @@ def sort_rows(rows: Sequence[dict[str, Any]], column: str) -> list[dict[str, Any
     return sorted(rows, key=key)
 
 
+def sort_configurations(
+    rows: Sequence[dict[str, Any]], column: str
+) -> list[dict[str, Any]]:
+    """Configurations best first by the mean of a metric, else in ascending
+    order of a hyperparameter, else as they are; those without a value last."""
+    if column in SETTINGS:
+        return sorted(
+            rows, key=lambda r: (r.get(column) is None, _order(r.get(column)))
+        )
+    if not _is_metric(column):
+        return list(rows)
+    sign = 1.0 if _lower_is_better(column) else -1.0
+
+    def key(row: dict[str, Any]) -> float:
+        value = row.get(f"{column}_mean")
+        return sign * value if isinstance(value, (int, float)) else math.inf
+
+    return sorted(rows, key=key)
+
+
 def outcomes(rows: Sequence[dict[str, Any]], task: str) -> tuple[str, ...]:
     """The leaderboard's outcome columns: the task's, with test accuracy in
     place of ROC AUC where no trial has one (more than two classes)."""
@@ -130,7 +167,7 @@ def outcomes(rows: Sequence[dict[str, Any]], task: str) -> tuple[str, ...]:
 
 def pruning_savings(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """Member-epochs saved by pruning: planned versus run, over the pruned trials."""
-    pruned = [r for r in rows if r["state"] == "pruned"]
+    pruned = [r for r in rows if r.get("state") == "pruned"]
     if not pruned:
         return None
     planned = sum(int(r["epochs"]) for r in rows)
@@ -146,7 +183,7 @@ def pruning_savings(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 def read_results(folder: SweepFolder) -> dict[int, dict[str, Any]]:
     """Every ended trial's results record by trial index."""
     trials = SweepFolder.trials_of(folder.read())
-    results = folder.results()
+    results = folder.results(trials)
     # Trials that ended but have no results line yet (the sweep is running).
     for i, summary in folder.finished(len(trials)).items():
         results.setdefault(i, result_record(i, trials[i], summary["state"], summary))
@@ -257,8 +294,21 @@ def build_report(
             f"--x and --y: the heatmap needs two different hyperparameters, got "
             f"{x_key!r} for both"
         )
-    folder.write_csv(results)
+    if compare is not None and not _is_metric(sort_by):
+        raise UsageError(
+            f"--compare: the best configuration is the best by a metric, and "
+            f"--sort {sort_by} is none; sort by a val_ or test_ metric"
+        )
+    with _writing(path / "results.csv"):
+        folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
+    report.written.append(path / "results.csv")
+    flat = [hyperparameters(t) for t in SweepFolder.trials_of(info)]
+    if repeated(flat):
+        report.configurations = sort_configurations(
+            configurations(flat, results), sort_by
+        )
+        report.written.append(path / "configurations.csv")
     report.task = task
     report.total = len(info["trials"])
     ended = sum(1 for row in rows if row.get("state") in FINAL_STATES)
@@ -273,8 +323,34 @@ def build_report(
         report.survival = survival(rows, compare, sort_by)
     if figures and rows:
         metric = heatmap_metric(rows, sort_by, task)
-        report.figures = write_figures(path, rows, metric, x_key, y_key, task)
+        # With several seeds a cell shows a configuration's mean, not its
+        # luckiest seed; a heatmap over the seed itself shows the trials.
+        cells = rows
+        if report.configurations and "seed" not in (x_key, y_key):
+            cells = [_mean_row(row, metric) for row in report.configurations]
+        report.figures = write_figures(path, rows, metric, x_key, y_key, task, cells)
     return report
+
+
+def _mean_row(configuration: dict[str, Any], metric: str) -> dict[str, Any]:
+    """A configuration as the heatmap reads a trial: its settings, the mean
+    of ``metric`` and a trained state where any of its seeds trained."""
+    return {
+        **{k: configuration[k] for k in SETTINGS},
+        metric: configuration.get(f"{metric}_mean"),
+        "state": TRAINED[0] if configuration["trained"] else None,
+    }
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turns a failure to write ``path`` into an :class:`OutputError` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(
+            f"{path}: cannot be written ({exc.strerror or exc})"
+        ) from None
 
 
 def task_of(info: dict[str, Any]) -> str:
@@ -297,11 +373,32 @@ def heatmap_metric(rows: Sequence[dict[str, Any]], sort_by: str, task: str) -> s
 
 
 def _history(path: Path) -> list[dict[str, Any]]:
+    """A trial's epoch records for its curves; a damaged line is skipped and
+    told, as the monitor skips it, rather than ending the report."""
     file = path / "metrics.jsonl"
     if not file.is_file():
         return []
-    lines = file.read_text().splitlines(keepends=True)
-    return [json.loads(line) for line in lines if line.endswith("\n")]
+    history = []
+    for number, line in enumerate(whole_lines(file.read_bytes()), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and _is_number(record.get("epoch")):
+            history.append(record)
+        else:
+            logger.warning("%s, line %d: not an epoch record; skipped", file, number)
+    return history
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _figure(value: Any) -> float:
+    """A value to plot: a number, or NaN (a gap) for anything else, so that
+    a damaged record does not turn an axis into categories."""
+    return float(value) if _is_number(value) else math.nan
 
 
 def write_figures(
@@ -311,8 +408,14 @@ def write_figures(
     x_key: str,
     y_key: str,
     task: str = "classification",
+    cells: Sequence[dict[str, Any]] | None = None,
 ) -> list[Path]:
-    """Curves per epoch by hidden size and by learning rate, and a heatmap."""
+    """Curves per epoch by hidden size and by learning rate, and a heatmap.
+
+    Args:
+        cells: What the heatmap ranks in each cell: ``rows`` when None,
+            else rows of configurations' means (see :func:`_mean_row`).
+    """
     try:
         import matplotlib
 
@@ -336,7 +439,7 @@ def write_figures(
                 shade = colours(values.index(row[key]) / max(1, len(values) - 1))
                 panel.plot(
                     [h["epoch"] for h in history],
-                    [h.get(column) for h in history],
+                    [_figure(h.get(column)) for h in history],
                     color=shade,
                     alpha=0.8,
                     # A trial pruned or stopped after one epoch is one point,
@@ -352,10 +455,14 @@ def write_figures(
         axes[1].legend(fontsize="small")
         fig.suptitle(f"validation curves by {key}")
         out = path / f"curves_by_{key}.png"
-        fig.savefig(out, dpi=100)
+        with _writing(out):
+            fig.savefig(out, dpi=100)
         plt.close(fig)
         written.append(out)
-    written.append(_heatmap(plt, path, rows, metric, x_key, y_key))
+    means = cells is not None and cells is not rows
+    written.append(
+        _heatmap(plt, path, cells or rows, metric, x_key, y_key, means=means)
+    )
     return written
 
 
@@ -378,9 +485,12 @@ def _heatmap(
     metric: str,
     x_key: str,
     y_key: str,
+    *,
+    means: bool = False,
 ) -> Path:
     """Best ``metric`` over the other hyperparameters, per (x, y) cell, of
-    the trials that trained (finished or pruned)."""
+    the trials that trained (finished or pruned), or with ``means`` of the
+    configurations' means over their seeds."""
     xs = sorted({r[x_key] for r in rows}, key=_order)
     ys = sorted({r[y_key] for r in rows}, key=_order)
     best = [[math.nan] * len(xs) for _ in ys]
@@ -414,9 +524,15 @@ def _heatmap(
             ax.text(c, r, f"{value:.3f}", ha="center", va="center", color=shade)
     # Each trial's metric is at its own best epoch (early stopping's
     # choice); a cell shows the best trial among those that share it.
-    fig.colorbar(image, ax=ax, label=f"{metric}, best trial of each cell")
+    label = (
+        f"{metric}, mean over seeds, best configuration of each cell"
+        if means
+        else f"{metric}, best trial of each cell"
+    )
+    fig.colorbar(image, ax=ax, label=label)
     out = path / f"heatmap_{metric}_{x_key}_{y_key}.png"
-    fig.savefig(out, dpi=100)
+    with _writing(out):
+        fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -444,13 +560,57 @@ def leaderboard(report: Report) -> Any:
     return table
 
 
+def configurations_table(report: Report) -> Any:
+    """Where configurations have several seeds, their mean and standard
+    deviation over the seeds as a rich ``Table``, in the report's order."""
+    from rich.table import Table
+
+    rows = report.configurations or []
+    by = (
+        f", best mean {report.sort_by} first"
+        if _is_metric(report.sort_by) and report.sort_by not in SETTINGS
+        else ""
+    )
+    table = Table(title=f"{report.path.name}: configurations over seeds{by}")
+    varying = [
+        k
+        for k in SETTINGS
+        if k in ("hidden", "lr") or len({str(r.get(k)) for r in rows}) > 1
+    ]
+    metrics = [
+        c for c in outcomes(report.rows, report.task) if c.startswith(("val_", "test_"))
+    ]
+    if _is_metric(report.sort_by) and report.sort_by not in metrics:
+        metrics.append(report.sort_by)
+    for column in varying:
+        table.add_column(column, justify="right" if column == "lr" else "left")
+    table.add_column("trained", justify="right")
+    for metric in metrics:
+        table.add_column(f"{metric} mean ± sd", justify="right")
+    for row in rows:
+        seeds = len(row["seeds"].split())
+        table.add_row(
+            *(_cell(row.get(c)) for c in varying),
+            f"{row['trained']} of {seeds}",
+            *(_spread(row.get(f"{m}_mean"), row.get(f"{m}_std")) for m in metrics),
+        )
+    return table
+
+
+def _spread(mean: Any, std: Any) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+
+
 def pruning_line(report: Report) -> str | None:
     """How much compute pruning saved, or None when nothing was pruned."""
     if not report.pruning:
         return None
     p = report.pruning
+    trials = "trial" if p["pruned"] == 1 else "trials"
     return (
-        f"pruning: {p['pruned']} trials pruned; {p['run_epochs']} of "
+        f"pruning: {p['pruned']} {trials} pruned; {p['run_epochs']} of "
         f"{p['planned_epochs']} member-epochs run "
         f"({100 * p['saved_fraction']:.0f}% compute saved)"
     )

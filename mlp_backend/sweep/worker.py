@@ -301,7 +301,9 @@ def _failed(
     job: GroupJob, index: int, trial: Trial, exc: BaseException
 ) -> dict[str, Any]:
     message = f"{type(exc).__name__}: {exc}"
-    logger.error("trial %d failed: %s", index, message)
+    # The sweep's process tells a person (a Dask worker's log stays on its
+    # machine); here the traceback, for whoever reads this process's log.
+    logger.debug("trial %d failed: %s", index, message)
     logger.debug("%s", "".join(traceback.format_exception(exc)))
     folder = RunFolder(Path(job.folder) / trial_name(index), sync=False)
     folder.path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,254 @@
+"""Sweep reports: configurations over seeds, and sweep folders that were damaged."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlp_backend.cli import main as cli
+from mlp_backend.sweep import report as reports
+from mlp_backend.sweep.driver import run_sweep
+from mlp_backend.sweep.folder import SweepFolder
+from tests.test_sweep import b21_trials, options
+
+
+def table(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def repeated(small_magic: Path, tmp_path: Path) -> Path:
+    """A sweep of 4 configurations with 3 seeds each."""
+    path, _ = run_sweep(options(small_magic, tmp_path / "runs", repeats=3))
+    return path
+
+
+@pytest.fixture
+def single(small_magic: Path, tmp_path: Path) -> Path:
+    """A sweep of 4 trials, one seed each."""
+    path, _ = run_sweep(options(small_magic, tmp_path / "runs", name="single"))
+    return path
+
+
+# Configurations trained with several seeds.
+
+
+def test_configurations_hold_the_mean_and_spread_over_seeds(repeated: Path) -> None:
+    trials = table(repeated / "results.csv")
+    configurations = table(repeated / "configurations.csv")
+    assert len(trials) == 12 and len(configurations) == 4
+    for row in configurations:
+        seeds = [
+            t for t in trials if (t["hidden"], t["lr"]) == (row["hidden"], row["lr"])
+        ]
+        assert row["seeds"] == "0 1 2" and row["trained"] == "3"
+        assert sorted(t["seed"] for t in seeds) == ["0", "1", "2"]
+        for metric in ("val_f1", "test_roc_auc", "val_loss"):
+            values = np.array([float(t[metric]) for t in seeds])
+            assert float(row[f"{metric}_mean"]) == pytest.approx(
+                values.mean(), abs=1e-12
+            )
+            assert float(row[f"{metric}_std"]) == pytest.approx(
+                values.std(ddof=1), abs=1e-12
+            )
+
+
+def test_the_report_ranks_configurations_by_their_mean(repeated: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(repeated), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "configurations over seeds, best mean val_f1 first" in result.output
+    assert f"wrote {repeated / 'configurations.csv'}" in result.output
+    found = reports.build_report(repeated, "val_loss", "hidden", "lr", figures=False)
+    means = [row["val_loss_mean"] for row in found.configurations]
+    assert means == sorted(means)
+    by_lr = reports.build_report(repeated, "lr", "hidden", "lr", figures=False)
+    assert [row["lr"] for row in by_lr.configurations] == [0.01, 0.01, 0.1, 0.1]
+
+
+def test_one_seed_each_writes_no_configurations(single: Path) -> None:
+    assert not (single / "configurations.csv").exists()
+    found = reports.build_report(single, None, "hidden", "lr", figures=False)
+    assert found.configurations is None
+    assert found.written == [single / "results.csv"]
+
+
+def test_the_heatmap_of_repeats_ranks_means_not_the_luckiest_seed(
+    repeated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    drawn = []
+
+    def heatmap(plt, path, rows, metric, x_key, y_key, *, means=False):
+        drawn.append((list(rows), metric, means))
+        return path / "heatmap.png"
+
+    monkeypatch.setattr(reports, "_heatmap", heatmap)
+    reports.build_report(repeated, "val_f1", "hidden", "lr")
+    rows, metric, means = drawn[-1]
+    assert metric == "val_f1" and means
+    expected = {
+        (row["hidden"], float(row["lr"])): float(row["val_f1_mean"])
+        for row in table(repeated / "configurations.csv")
+    }
+    assert {(r["hidden"], r["lr"]): r["val_f1"] for r in rows} == pytest.approx(
+        expected, abs=1e-12
+    )
+    # Over the seed itself, the cells are the trials.
+    reports.build_report(repeated, "val_f1", "seed", "lr")
+    rows, _, means = drawn[-1]
+    assert not means and len(rows) == 12
+
+
+# Damaged sweep folders: a clear word, never a traceback.
+
+
+def test_a_damaged_metrics_line_is_skipped_and_told(single: Path) -> None:
+    pytest.importorskip("matplotlib")
+    metrics = single / "trial-0001" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    damaged = json.loads(lines[1])
+    damaged["val_f1"] = "x"
+    metrics.write_text("\n".join(["{oops", json.dumps(damaged), "[1, 2]"]) + "\n")
+    result = CliRunner().invoke(cli, ["report", str(single)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"{metrics}, line 1: not an epoch record; skipped",
+        f"{metrics}, line 3: not an epoch record; skipped",
+    ]
+    assert (single / "curves_by_hidden.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "content,says",
+    [
+        ([], "expected a JSON object"),
+        ({"version": 1, "spec": {}}, "'trials' is not a list"),
+        ({"version": 1, "spec": {}, "trials": None}, "'trials' is not a list"),
+        ({"version": 1, "trials": []}, "'spec' is not an object"),
+        (
+            {"version": 1, "spec": {}, "trials": [{}]},
+            "trial 0 has no 'hyperparameters'",
+        ),
+        ("hidden 5", "trial 0: hidden is 5, not a list of widths"),
+        ("no lr", "trial 0 lacks lr"),
+    ],
+)
+def test_a_sweep_json_not_laid_out_as_a_sweep_is_one_line(
+    single: Path, content: object, says: str
+) -> None:
+    if isinstance(content, str):
+        info = json.loads((single / "sweep.json").read_text())
+        values = info["trials"][0]["hyperparameters"]
+        if content == "hidden 5":
+            values["hidden"] = 5
+        else:
+            del values["lr"]
+        content = info
+    (single / "sweep.json").write_text(json.dumps(content))
+    for args in (
+        ["report", str(single)],
+        ["report", str(single), "--compare", str(single)],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--no-figures"])
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert f"{single / 'sweep.json'}: {says}" in result.output
+
+
+def test_results_lines_that_are_no_trials_results_are_skipped(
+    single: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = single / "results.jsonl"
+    before = SweepFolder(single).results()
+    good = path.read_text().splitlines()
+    first = json.loads(good[0])
+    strays = [
+        {**first, "trial": 7, "name": "trial-0007"},  # no such trial
+        {"trial": 1},  # no state, no name
+        {**first, "trial": "1"},  # an index written as text
+        {**first, "val_f1": "abc"},  # a metric that is no number
+        {**first, "state": "exploded"},
+        {**first, "lr": 123.0},  # hyperparameters come from sweep.json
+    ]
+    # A form feed splits a str's lines: it must not hide the lines after it.
+    path.write_text("x\f\n" + "".join(json.dumps(s) + "\n" for s in strays[:5]))
+    with open(path, "a") as f:
+        f.write("\n".join(good) + "\n" + json.dumps(strays[5]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        after = SweepFolder(single).results()
+        result = CliRunner().invoke(cli, ["report", str(single), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert after == before
+    warned = {r.getMessage() for r in caplog.records}
+    assert warned == {
+        f"{path}, line {n}: not a results record; skipped" for n in range(1, 7)
+    }
+    assert "trials have no final result" not in result.output
+    members = [str(before[i]["members"]) for i in sorted(before)]
+    assert [row["members"] for row in table(single / "results.csv")] == members
+
+
+def test_an_empty_spec_or_data_option_is_refused(
+    small_magic: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    for flag in ("--spec", "--data", "--test-data", "--scheduler"):
+        result = CliRunner().invoke(
+            cli, ["sweep", flag, "", "--runs-dir", str(runs), "--epochs", "1"]
+        )
+        assert result.exit_code == 2, (flag, result.output)
+        assert f"Invalid value for '{flag}': expected a value, got an empty string" in (
+            result.output
+        )
+    assert not runs.exists()
+
+
+def test_a_failed_trial_is_told_once_even_when_quiet(
+    small_magic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, trials = b21_trials()
+    monkeypatch.setattr(
+        "mlp_backend.sweep.driver.build_trials", lambda options: (trials, {})
+    )
+    args = ["--data", str(small_magic), "--runs-dir", str(tmp_path), "--workers", "1"]
+    result = CliRunner().invoke(cli, ["-q", "sweep", *args, "--backend", "numpy"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.count("trial 1 failed: ") == 1, result.stderr
+
+
+def test_an_unwritable_results_csv_is_exit_3(single: Path) -> None:
+    (single / "results.csv").unlink()
+    (single / "results.csv").mkdir()
+    result = CliRunner().invoke(cli, ["report", str(single), "--no-figures"])
+    assert result.exit_code == 3, result.output
+    assert f"error: {single / 'results.csv'}: cannot be written" in result.output
+    assert not list(single.glob("results.csv.tmp-*"))
+
+
+def test_compare_needs_a_metric_to_find_the_best(single: Path) -> None:
+    args = ["report", str(single), "--no-figures", "--compare", str(single)]
+    result = CliRunner().invoke(cli, [*args, "--sort", "lr"])
+    assert result.exit_code == 2
+    assert "--compare: the best configuration is the best by a metric" in result.output
+    result = CliRunner().invoke(cli, [*args, "--sort", "val_f1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_pruning_line_counts_in_words(tmp_path: Path) -> None:
+    one = reports.Report(tmp_path, [], "val_f1")
+    one.pruning = {
+        "pruned": 1,
+        "planned_epochs": 8,
+        "run_epochs": 6,
+        "saved_fraction": 0.25,
+    }
+    assert reports.pruning_line(one) == (
+        "pruning: 1 trial pruned; 6 of 8 member-epochs run (25% compute saved)"
+    )
