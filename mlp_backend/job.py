@@ -29,8 +29,8 @@ from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import CheckpointLog
 from mlp_backend.data import (
     MAGIC_CLASSES,
+    Features,
     Standardizer,
-    check_features,
     encode_labels,
     load_magic,
     load_table,
@@ -213,13 +213,21 @@ def _numbers(labels: list[str]) -> bool:
 
 
 def read_table(
-    path: Path, *, task: str, label: str | int, classes: Sequence[str] | None = None
+    path: Path,
+    *,
+    task: str,
+    label: str | int,
+    classes: Sequence[str] | None = None,
+    features: Features | None = None,
 ):
-    """Reads MAGIC by its layout, anything else as a general table."""
+    """Reads MAGIC by its layout, anything else as a general table; a file a
+    model scores is checked for its ``features`` before its rows are read."""
     if path.name == MAGIC_NAME:
-        return load_magic(path)
+        return load_magic(path, features=features)
     kind = "regression" if task == "regression" else "classification"
-    return load_table(path, label=label, task=kind, allowed_labels=classes)
+    return load_table(
+        path, label=label, task=kind, allowed_labels=classes, features=features
+    )
 
 
 def load_dataset(
@@ -287,9 +295,12 @@ def load_dataset(
     else:
         at = scoring_label(Path(test_data), table.label_name, table.label_col, label)
         test_table = read_table(
-            Path(test_data), task=task, label=at, classes=classes or None
+            Path(test_data),
+            task=task,
+            label=at,
+            classes=classes or None,
+            features=Features(table.feature_names, table.named),
         )
-        check_features(test_table, table.feature_names, named=table.named)
         train_share = split[0] / (split[0] + split[1])
         rest = 1.0 - train_share
         rows = stratified_split(y, (train_share, rest / 2, rest / 2), split_seed)

@@ -18,8 +18,8 @@ from mlp_backend.backend import Backend, get_backend
 from mlp_backend.checkpoint import NAME as CHECKPOINT
 from mlp_backend.checkpoint import load_checkpoint
 from mlp_backend.data import (
-    check_features,
-    first_line_fields,
+    Features,
+    carries_label,
     load_table,
     scoring_label,
 )
@@ -412,12 +412,11 @@ def run_evaluate(
             Path(data), info.get("label_name"), info.get("label_index"), label
         )
         table = read_table(
-            Path(data), task=kind, label=at, classes=saved.classes or None
-        )
-        check_features(
-            table,
-            config["data"]["feature_names"],
-            named=config["data"].get("named", False),
+            Path(data),
+            task=kind,
+            label=at,
+            classes=saved.classes or None,
+            features=Features(info["feature_names"], info.get("named", False)),
         )
         X = table.X
         if task == "regression":
@@ -435,29 +434,19 @@ def run_evaluate(
 def run_predict(run: Path, file: Path, backend_name: str | None):
     """Class and probability (or value) per row of ``file``, as CSV rows."""
     saved, estimator, _ = _load(run, backend_name)
-    names = saved.config["data"]["feature_names"]
-    # A file may carry the label column where the run's data had it, or
-    # features only.
-    labelled: DataError | None = None
     info = saved.config["data"]
+    names = info["feature_names"]
+    # A file may carry the label column where the run's data had it, or
+    # features only; its first line says which, so that its errors are
+    # those of its own layout (not its label column read as a feature).
     at = scoring_label(
         file, info.get("label_name"), info.get("label_index"), info.get("label", -1)
     )
-    try:
-        table = load_table(file, label=at)
-    except DataError as exc:
-        table, labelled = None, exc
-    if table is None or table.X.shape[1] != len(names):
-        try:
-            table = load_table(file, label=None)
-        except DataError:
-            # Neither reading works: the error worth showing is the one of
-            # the layout the file's first line has (a bad row of a labelled
-            # file, not its label column read as a feature).
-            if labelled is not None and first_line_fields(file) == len(names) + 1:
-                raise labelled from None
-            raise
-    check_features(table, names, named=saved.config["data"].get("named", False))
+    table = load_table(
+        file,
+        label=at if carries_label(file, at, len(names)) else None,
+        features=Features(names, info.get("named", False)),
+    )
     if saved.config["task"] == "regression":
         return ["value"], [[f"{v:.6g}"] for v in estimator.predict(table.X)]
     proba = estimator.predict_proba(table.X)

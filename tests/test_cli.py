@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from mlp_backend.backend import cupy_problem
 from mlp_backend.checkpoint import CheckpointLog, last_record
 from mlp_backend.cli import ReaderGoneSafe, main
+from mlp_backend.data import MAGIC_FEATURES
 from mlp_backend.errors import EXIT_INTERRUPTED, OutputError
 from mlp_backend.runs import RunFolder
 from mlp_backend.train import MemberState
@@ -526,6 +527,64 @@ def test_predict_names_the_bad_row_of_either_layout(
     assert result.exit_code == 2, result.output
     fields = 11 if labelled else 10
     assert f"line 3: expected {fields} fields, found {fields + 1}" in result.output
+
+
+MAGIC_HEADER = ",".join(MAGIC_FEATURES)
+OTHER_HEADER = ",".join(f"f{j}" for j in range(10))
+RENAMED = (
+    "column 1 is named 'f0', the model expects 'fLength' (model features: "
+    f"{', '.join(MAGIC_FEATURES)})"
+)
+
+
+@pytest.mark.parametrize(
+    "header, edit, problem",
+    [
+        # Labels no MAGIC model knows, under another model's names.
+        (f"{OTHER_HEADER},class", lambda row: row[:-1] + "q", RENAMED),
+        # MAGIC's names, and an id column before them.
+        (
+            f"id,{MAGIC_HEADER},class",
+            lambda row: f"7,{row}",
+            "has 11 feature columns, the model expects 10 "
+            f"({', '.join(MAGIC_FEATURES)})",
+        ),
+        # Another model's names, and a feature that is no number.
+        (
+            f"{OTHER_HEADER},class",
+            lambda row: "abc" + row[row.index(",") :],
+            RENAMED,
+        ),
+    ],
+    ids=["labels", "id-column", "feature"],
+)
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_header_for_another_model_is_the_error_before_any_row(
+    trained, subset, tmp_path, command, header, edit, problem
+):
+    """predict and evaluate compare the header with the model's features
+    before they read a row: the same one line, not a cell the header makes
+    unreadable (nor the label column read as a feature)."""
+    rows = subset.read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, *map(edit, rows)]) + "\n")
+    args = [trained, bad] if command == "predict" else [trained, "--data", bad]
+    result = invoke(command, *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == f"error: {bad}: {problem}"
+
+
+def test_evaluate_lists_the_allowed_labels_sorted(trained, subset, tmp_path):
+    rows = subset.read_text().splitlines()
+    rows[2] = rows[2][: rows[2].rindex(",")] + ",q"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([f"{MAGIC_HEADER},class", *rows]) + "\n")
+    result = invoke("evaluate", trained, "--data", bad)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == (
+        f"error: {bad}, line 4, column 11 (class): found 'q'; allowed labels are "
+        "'g', 'h'"
+    )
 
 
 def test_evaluate_of_a_folder_without_model(tmp_path):

@@ -27,9 +27,9 @@ from mlp_backend.data import (
     MAGIC_CLASSES,
     MAGIC_FEATURES,
     Encoding,
+    Features,
     Standardizer,
     Table,
-    check_features,
     encode_labels,
     load_magic,
     load_table,
@@ -384,19 +384,55 @@ def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
         load_magic(tmp_path)
 
 
-def test_check_features(tmp_path: Path) -> None:
-    named = load_table(write(tmp_path, "\n".join([HEADER, *ROWS])))
-    plain = load_table(write(tmp_path, "\n".join(ROWS), "p.csv"))
-    check_features(named, MAGIC_FEATURES)
-    check_features(plain, MAGIC_FEATURES)
-    check_features(named, [f"col{j}" for j in range(1, 11)], named=False)
+def test_features_a_model_expects(tmp_path: Path) -> None:
+    named = write(tmp_path, "\n".join([HEADER, *ROWS]))
+    plain = write(tmp_path, "\n".join(ROWS), "p.csv")
+    load_table(named, features=Features(MAGIC_FEATURES))
+    load_table(plain, features=Features(MAGIC_FEATURES))
+    load_table(named, features=Features([f"col{j}" for j in range(1, 11)], False))
+    load_magic(plain, features=Features(MAGIC_FEATURES))
     with pytest.raises(DataError, match="has 10 feature columns, the model expects 9"):
-        check_features(plain, MAGIC_FEATURES[:9])
+        load_table(plain, features=Features(MAGIC_FEATURES[:9]))
     renamed = ["fLength", "fWidth", "size", *MAGIC_FEATURES[3:]]
     with pytest.raises(DataError, match="column 3 is named 'fSize'.*expects 'size'"):
-        check_features(named, renamed)
+        load_table(named, features=Features(renamed))
+    with pytest.raises(DataError, match="column 3 is named 'fSize'.*expects 'size'"):
+        load_magic(plain, features=Features(renamed))
     with pytest.raises(DataError, match="different order"):
-        check_features(named, MAGIC_FEATURES[::-1])
+        load_table(named, features=Features(MAGIC_FEATURES[::-1]))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "abc" + ROWS[0][ROWS[0].index(",") :],  # a feature that is no number
+        ROWS[0][:-1] + "q",  # a label outside the allowed ones
+        ROWS[0] + ",1.5",  # a field too many
+    ],
+)
+def test_features_are_checked_before_any_row(tmp_path: Path, row: str) -> None:
+    """A header for another model is the error, not a row it makes unreadable."""
+    header = ",".join([*(f"f{j}" for j in range(10)), "class"])
+    path = write(tmp_path, "\n".join([header, row, *ROWS]))
+    with pytest.raises(DataError) as info:
+        load_table(path, allowed_labels=["g", "h"], features=Features(MAGIC_FEATURES))
+    assert str(info.value) == (
+        f"{path}: column 1 is named 'f0', the model expects 'fLength' (model "
+        f"features: {', '.join(MAGIC_FEATURES)})"
+    )
+    extra = write(tmp_path, "\n".join(["id," + HEADER, "1," + row]), "id.csv")
+    with pytest.raises(DataError) as info:
+        load_table(extra, features=Features(MAGIC_FEATURES))
+    assert str(info.value) == (
+        f"{extra}: has 11 feature columns, the model expects 10 "
+        f"({', '.join(MAGIC_FEATURES)})"
+    )
+
+
+def test_allowed_labels_are_listed_sorted(tmp_path: Path) -> None:
+    path = write(tmp_path, "\n".join([HEADER, ROWS[0][:-1] + "q"]))
+    with pytest.raises(DataError, match=r"found 'q'; allowed labels are 'g', 'h'$"):
+        load_table(path, allowed_labels=["h", "g"])
 
 
 # ---- locating and downloading MAGIC ---------------------------------------------

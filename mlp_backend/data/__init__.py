@@ -22,9 +22,9 @@ from mlp_backend.data.magic import (
 from mlp_backend.data.scaling import Standardizer
 from mlp_backend.data.split import Split, stratified_split
 from mlp_backend.data.tables import (
+    Features,
     Table,
-    check_features,
-    first_line_fields,
+    carries_label,
     load_table,
     scoring_label,
 )
@@ -37,12 +37,12 @@ __all__ = [
     "MAGIC_SHA256",
     "MAGIC_URL",
     "Encoding",
+    "Features",
     "Split",
     "Standardizer",
     "Table",
-    "check_features",
+    "carries_label",
     "encode_labels",
-    "first_line_fields",
     "load_magic",
     "load_table",
     "locate_magic",

@@ -16,7 +16,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from mlp_backend.data.tables import Table, _parse
+from mlp_backend.data.tables import Features, Table, _parse
 from mlp_backend.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -88,19 +88,27 @@ def locate_magic(
     return _download(url, default)
 
 
-def load_magic(path: str | os.PathLike[str], *, full: bool = False) -> Table:
+def load_magic(
+    path: str | os.PathLike[str],
+    *,
+    full: bool = False,
+    features: Features | None = None,
+) -> Table:
     """Read a file in the MAGIC layout: no header, ten features, label g or h.
 
     Args:
         path: The file; also accepts subsets such as the shared failure cases.
         full: Also require the official file's 19,020 rows and class counts.
+        features: The feature columns a model expects, compared with MAGIC's
+            before any row is read (see ``load_table``).
 
     Returns:
         The table, ``X`` (rows, 10) named by ``MAGIC_FEATURES``, ``labels`` (rows,).
 
     Raises:
-        DataError: A row breaks the layout (the message names line and column), or
-            ``full`` is set and the counts differ from the official file's.
+        DataError: A row breaks the layout (the message names line and column),
+            MAGIC's columns are not ``features``, or ``full`` is set and the counts
+            differ from the official file's.
     """
     table = _parse(
         Path(path),
@@ -110,6 +118,7 @@ def load_magic(path: str | os.PathLike[str], *, full: bool = False) -> Table:
         task="classification",
         allowed=list(MAGIC_LABELS),
         names=[*MAGIC_FEATURES, "class"],
+        features=features,
     )
     if full:
         counts = {c: int((table.labels == c).sum()) for c in MAGIC_LABELS}

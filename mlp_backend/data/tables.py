@@ -14,6 +14,10 @@ as a number. Naming the label column (``label="class"``) implies a header. A fir
 line that mixes names and numbers is read as data, so a typo in the first row is
 reported rather than taken for a header.
 
+A file that a model scores is given the model's ``Features``: its header (or, without
+one, its number of fields) is compared with them before any row is read, so that a
+file laid out for another model says so rather than fail on a cell.
+
 Quoted fields are not supported: every delimiter separates two fields.
 """
 
@@ -66,6 +70,21 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Features:
+    """The feature columns a model was trained on, which a file it scores must have.
+
+    Attributes:
+        names: One name per feature, in training order.
+        named: True when ``names`` are real names rather than placeholders (see
+            ``Table.named``): a file whose columns have names must then have
+            these, in this order; otherwise only their number is compared.
+    """
+
+    names: Sequence[str]
+    named: bool = True
+
+
+@dataclass(frozen=True)
 class _Layout:
     """How the rows of one file are laid out, settled from its first line."""
 
@@ -84,6 +103,7 @@ def load_table(
     label: str | int | None = -1,
     task: str = "classification",
     allowed_labels: Sequence[str] | None = None,
+    features: Features | None = None,
 ) -> Table:
     """Read a comma- or whitespace-separated numeric table, strictly.
 
@@ -99,13 +119,17 @@ def load_table(
         task: ``"classification"`` (labels kept as stripped strings) or
             ``"regression"`` (labels must parse as finite floats).
         allowed_labels: For classification, the only labels accepted.
+        features: The feature columns a model expects, for a file it scores: the
+            file's header (or, without one, its number of fields) is compared
+            with them before any row is read.
 
     Returns:
         The table: ``X`` (rows, features) float64 and ``labels`` (rows,).
 
     Raises:
-        DataError: The file cannot be read as such a table; the message names the
-            file, line, column, the value found and what was expected.
+        DataError: The file cannot be read as such a table, or its feature columns
+            are not ``features``; the message names the file, line, column, the
+            value found and what was expected.
         UsageError: The arguments contradict each other or name no valid choice.
     """
     _check_arguments(delimiter, header, label, task, allowed_labels)
@@ -117,44 +141,7 @@ def load_table(
         task=task,
         allowed=None if allowed_labels is None else [str(a) for a in allowed_labels],
         names=None,
-    )
-
-
-def check_features(
-    table: Table, feature_names: Sequence[str], *, named: bool = True
-) -> None:
-    """Check that a table has the feature columns a model was trained on.
-
-    The number of feature columns must match; the names must match too, in order,
-    when both the table's names and ``feature_names`` are real names (see
-    ``Table.named``).
-
-    Args:
-        table: The table to predict on or evaluate.
-        feature_names: The model's feature names, in training order.
-        named: Whether ``feature_names`` are real names rather than placeholders.
-
-    Raises:
-        DataError: The columns differ; the message says how.
-    """
-    expected = list(feature_names)
-    found = table.feature_names
-    if len(found) != len(expected):
-        raise DataError(
-            f"{table.path}: has {len(found)} feature columns, the model expects "
-            f"{len(expected)} ({', '.join(expected)})"
-        )
-    if not (named and table.named) or found == expected:
-        return
-    if sorted(found) == sorted(expected):
-        raise DataError(
-            f"{table.path}: has the model's feature columns in a different order; "
-            f"expected {', '.join(expected)}"
-        )
-    j = next(j for j, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
-    raise DataError(
-        f"{table.path}: column {j + 1} is named {found[j]!r}, the model expects "
-        f"{expected[j]!r} (model features: {', '.join(expected)})"
+        features=features,
     )
 
 
@@ -188,22 +175,27 @@ def _parse(
     task: str,
     allowed: list[str] | None,
     names: list[str] | None,
+    features: Features | None,
 ) -> Table:
     """Load ``path``; ``names`` are all columns' names for a known layout."""
     shown = str(path)
     lines = _read_lines(path, shown)
     layout = _settle_layout(lines, shown, delimiter, header, label, names)
+    feature_cols = _feature_columns(layout)
+    if layout.names is not None:
+        feature_names = [layout.names[j] for j in feature_cols]
+    else:
+        feature_names = [f"col{j + 1}" for j in feature_cols]
+    if features is not None:
+        # Before the rows: a file laid out for another model is told so, not
+        # stopped at the first cell or label that model would not read.
+        _check_features(shown, feature_names, layout.names is not None, features)
     if layout.first_row >= len(lines):
         raise DataError(f"{shown}: has a header line but no data rows")
     X, raw_labels = _read_rows(lines, layout, shown)
     labels = None
     if layout.label_col is not None:
         labels = _check_labels(raw_labels, layout, shown, task, allowed)
-    feature_cols = _feature_columns(layout)
-    if layout.names is not None:
-        feature_names = [layout.names[j] for j in feature_cols]
-    else:
-        feature_names = [f"col{j + 1}" for j in feature_cols]
     logger.debug("read %s: %d rows, %d features", shown, X.shape[0], X.shape[1])
     named_label = layout.names is not None and layout.label_col is not None
     return Table(
@@ -214,6 +206,31 @@ def _parse(
         named=layout.names is not None,
         label_col=layout.label_col,
         label_name=layout.names[layout.label_col] if named_label else None,
+    )
+
+
+def _check_features(
+    shown: str, found: list[str], named: bool, features: Features
+) -> None:
+    """Raise unless ``found`` (named: from a header or known layout) are the
+    model's feature columns."""
+    expected = list(features.names)
+    if len(found) != len(expected):
+        raise DataError(
+            f"{shown}: has {len(found)} feature columns, the model expects "
+            f"{len(expected)} ({', '.join(expected)})"
+        )
+    if not (named and features.named) or found == expected:
+        return
+    if sorted(found) == sorted(expected):
+        raise DataError(
+            f"{shown}: has the model's feature columns in a different order; "
+            f"expected {', '.join(expected)}"
+        )
+    j = next(j for j, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
+    raise DataError(
+        f"{shown}: column {j + 1} is named {found[j]!r}, the model expects "
+        f"{expected[j]!r} (model features: {', '.join(expected)})"
     )
 
 
@@ -307,14 +324,17 @@ def _split_of(line: str, delimiter: str | None) -> str | None:
     return "," if delimiter == "," else None
 
 
-def first_line_fields(path: Path) -> int:
-    """How many fields the first line of a table file has, split as
-    :func:`load_table` splits it without a delimiter (0 if it cannot be read)."""
+def carries_label(path: Path, label: str | int, n_features: int) -> bool:
+    """Whether a file to predict on holds a label column besides its features:
+    its header names ``label``, or its first line has a field more than the
+    model's ``n_features`` (split as :func:`load_table` splits it without a
+    delimiter; False if it cannot be read)."""
     try:
-        lines = _read_lines(path, str(path))
+        first = _read_lines(path, str(path))[0]
     except DataError:
-        return 0
-    return len(lines[0].split(_split_of(lines[0], None)))
+        return False
+    fields = [f.strip() for f in first.split(_split_of(first, None))]
+    return label in fields or len(fields) == n_features + 1
 
 
 def scoring_label(
@@ -504,7 +524,8 @@ def _check_labels(
         elif allowed is None:
             expected = "expected a label"
         else:
-            expected = f"allowed labels are {', '.join(repr(a) for a in allowed)}"
+            listed = ", ".join(repr(a) for a in sorted(allowed))
+            expected = f"allowed labels are {listed}"
         raise DataError(f"{where}: {found}; {expected}")
     return np.asarray(stripped, dtype=str)
 
