@@ -36,6 +36,7 @@ from mlp_backend.errors import (
 from mlp_backend.options import (
     BACKEND,
     data_options,
+    not_empty,
     refuse_on_resume,
     task_options,
 )
@@ -308,6 +309,7 @@ def train(open_monitor: bool, **options: Any) -> None:
 @click.option(
     "--data",
     default=None,
+    callback=not_empty,
     help="Score this labelled file instead of the run's test part.",
 )
 @BACKEND

@@ -208,6 +208,9 @@ def test_an_empty_spec_or_data_option_is_refused(
             result.output
         )
     assert not runs.exists()
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path), "--data", ""])
+    assert result.exit_code == 2
+    assert "Invalid value for '--data': expected a value" in result.output
 
 
 def test_a_failed_trial_is_told_once_even_when_quiet(
