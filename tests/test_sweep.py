@@ -325,8 +325,9 @@ def test_bad_options_leave_no_folder(small_magic: Path, tmp_path: Path) -> None:
         {"prune": "median"},
         # Halving compares the members of a fused stack; unfused there are none.
         {"prune": "halving", "no_fuse": True},
-        # Nor in stacks of one.
+        # Nor in stacks of one, nor in one epoch (no rung before the last).
         {"prune": "halving", "max_group": 1},
+        {"prune": "halving", "epochs": "1"},
         {"metric": "val_r2"},
         {"backend": "nope"},
     ):

@@ -152,6 +152,12 @@ def run_sweep(options: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
             options.get("prune"),
         )
         fuse = not options.get("no_fuse")
+    if settings.prune and all(int(t["epochs"]) < 2 for t in trials):
+        raise UsageError(
+            "--prune: successive halving stops members between epochs, and one "
+            "epoch leaves no rung before the last, so nothing would be pruned; "
+            "train more epochs or leave it out"
+        )
     if settings.prune and options.get("max_group") == 1:
         raise UsageError(
             "--prune: successive halving compares the members of a stack, and "

@@ -421,6 +421,7 @@ def write_figures(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise UsageError(
             f"figures need matplotlib ({exc}); install it with "
@@ -448,10 +449,11 @@ def write_figures(
                     markersize=3,
                 )
             panel.set_xlabel("epoch")
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
             panel.set_ylabel(column)
         for v in values:
             shade = colours(values.index(v) / max(1, len(values) - 1))
-            axes[1].plot([], [], color=shade, label=f"{key} {v}")
+            axes[1].plot([], [], color=shade, label=f"{key} {_tick(v)}")
         axes[1].legend(fontsize="small")
         fig.suptitle(f"validation curves by {key}")
         out = path / f"curves_by_{key}.png"
