@@ -195,6 +195,21 @@ def test_results_lines_that_are_no_trials_results_are_skipped(
     assert [row["members"] for row in table(single / "results.csv")] == members
 
 
+def test_an_unreadable_summary_is_told_and_its_trial_not_ended(
+    single: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (single / "results.jsonl").unlink()
+    summary = single / "trial-0002" / "summary.json"
+    summary.write_text('{"state": "fini')
+    with caplog.at_level(logging.WARNING):
+        found = reports.build_report(single, None, "hidden", "lr", figures=False)
+    assert sorted(row["trial"] for row in found.rows) == [0, 1, 3]
+    assert found.unended == 1
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{summary}: cannot be read as JSON")
+    assert message.endswith("; the trial counts as not ended")
+
+
 def test_an_empty_spec_or_data_option_is_refused(
     small_magic: Path, tmp_path: Path
 ) -> None:

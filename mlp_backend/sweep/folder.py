@@ -155,9 +155,11 @@ class SweepFolder:
                 continue
             try:
                 summary = read_json(path)
-            except RunError:
+            except RunError as exc:
+                # A resume trains the trial again; a report lists it as not ended.
+                logger.warning("%s; the trial counts as not ended", exc)
                 continue
-            if summary.get("state") in FINAL_STATES:
+            if isinstance(summary, dict) and summary.get("state") in FINAL_STATES:
                 done[i] = summary
         return done
 
