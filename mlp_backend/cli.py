@@ -35,8 +35,8 @@ from mlp_backend.errors import (
 )
 from mlp_backend.options import (
     BACKEND,
+    NonEmptyPath,
     data_options,
-    not_empty,
     refuse_on_resume,
     task_options,
 )
@@ -276,7 +276,7 @@ RESUME_KEEPS = ("resume", "backend", "runs_dir")
 )
 @click.option(
     "--resume",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=NonEmptyPath(exists=True, file_okay=False, path_type=Path),
     default=None,
     help="Go on with a killed or stopped run (its folder) from its last "
     "epoch, with its own settings.",
@@ -305,11 +305,11 @@ def train(open_monitor: bool, **options: Any) -> None:
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", type=NonEmptyPath(path_type=Path))
 @click.option(
     "--data",
+    type=NonEmptyPath(),
     default=None,
-    callback=not_empty,
     help="Score this labelled file instead of the run's test part.",
 )
 @BACKEND
@@ -322,12 +322,12 @@ def evaluate(run: Path, data: str | None, backend: str | None) -> None:
 
 
 @main.command()
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("run", type=NonEmptyPath(path_type=Path))
+@click.argument("file", type=NonEmptyPath(path_type=Path))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     default=None,
     help="Write the CSV here [default: standard output].",
 )
@@ -437,7 +437,7 @@ def _version(distribution: str) -> str | None:
 
 @main.command()
 @click.argument(
-    "runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs")
+    "runs_dir", type=NonEmptyPath(file_okay=False, path_type=Path), default=Path("runs")
 )
 @click.option(
     "--refresh",

@@ -39,16 +39,33 @@ def refuse_on_resume(options: dict[str, Any], keeps: tuple[str, ...], why: str) 
         raise UsageError(f"--resume: {why}; leave out " + ", ".join(given))
 
 
-def not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Refuses an empty value of a path or address option.
+EMPTY = "expected a value, got an empty string"
 
-    ``--spec "$SPEC"`` with ``SPEC`` unset passes an empty string, which
-    read as the option left out: the sweep trained the default network and
-    ``--data ""`` found MAGIC, where the user meant a file of their own.
+
+def not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuses an empty value of a text option (an address, a column).
+
+    ``--sort "$COLUMN"`` with ``COLUMN`` unset passes an empty string, which
+    read as the option left out.
     """
-    if value is not None and str(value) == "":
-        raise click.BadParameter("expected a value, got an empty string")
+    if value == "":
+        raise click.BadParameter(EMPTY)
     return value
+
+
+class NonEmptyPath(click.Path):
+    """A path option or argument that refuses an empty value.
+
+    ``--spec "$SPEC"`` with ``SPEC`` unset passes an empty string: as a
+    plain option it read as left out (the sweep trained the default network,
+    ``--data ""`` found MAGIC), and ``click.Path`` takes it for the current
+    folder (``--runs-dir ""`` wrote there).
+    """
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "":
+            self.fail(EMPTY, param, ctx)
+        return super().convert(value, param, ctx)
 
 
 BACKEND = click.option(
@@ -59,7 +76,7 @@ BACKEND = click.option(
 )
 RUNS_DIR = click.option(
     "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(file_okay=False, path_type=Path),
     default=Path("runs"),
     show_default=True,
     help="Root folder of run folders.",
@@ -71,14 +88,14 @@ def data_options(f: Any) -> Any:
     options = [
         click.option(
             "--data",
+            type=NonEmptyPath(),
             default=None,
-            callback=not_empty,
             help="Data file [default: MAGIC by its location rules].",
         ),
         click.option(
             "--test-data",
+            type=NonEmptyPath(),
             default=None,
-            callback=not_empty,
             help="Separate test file instead of a test split.",
         ),
         RUNS_DIR,

@@ -114,6 +114,19 @@ def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
     append_bytes(path, (dumps(obj) + "\n").encode())
 
 
+def finite_number(value: Any) -> bool:
+    """Whether a value read from a run file is a number a writer could have
+    written: an int or float (not a bool) that is a finite float. The
+    writers write NaN and infinities as null, and an integer too large for
+    a float cannot be one of their figures."""
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def whole_lines(data: bytes) -> list[bytes]:
     """The complete lines of a ``.jsonl`` file's bytes, without their newlines.
 

@@ -18,6 +18,7 @@ import click
 from mlp_backend.defaults import DEFAULTS
 from mlp_backend.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED
 from mlp_backend.options import (
+    NonEmptyPath,
     data_options,
     not_empty,
     option_name,
@@ -65,8 +66,8 @@ def sweep_options(f: Any) -> Any:
         click.option("--preset", default=None, help="A named sweep: reference."),
         click.option(
             "--spec",
+            type=NonEmptyPath(),
             default=None,
-            callback=not_empty,
             help="A TOML spec file (grid or random).",
         ),
         click.option("--trials", type=int, default=None, help="Random-search trials."),
@@ -109,7 +110,7 @@ def sweep_options(f: Any) -> Any:
         click.option("--prune", default=None, help="halving: successive halving."),
         click.option(
             "--resume",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=NonEmptyPath(file_okay=False, path_type=Path),
             default=None,
             help="Continue the sweep in this folder.",
         ),
@@ -183,12 +184,13 @@ def sweep(open_monitor: bool, **options: Any) -> None:
 
 @click.command()
 @click.argument(
-    "sweep_dir", type=click.Path(file_okay=False, exists=True, path_type=Path)
+    "sweep_dir", type=NonEmptyPath(file_okay=False, exists=True, path_type=Path)
 )
 @click.option(
     "--sort",
     "sort_by",
     default=None,
+    callback=not_empty,
     help="Leaderboard column to sort by: a metric best first, anything else "
     "in ascending order. The heatmap shows it where it is a val_ or test_ "
     "metric. Default: val_f1, or val_r2 for regression.",
@@ -210,7 +212,7 @@ def sweep(open_monitor: bool, **options: Any) -> None:
 @click.option("--no-figures", is_flag=True, help="Only the table and results.csv.")
 @click.option(
     "--compare",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=NonEmptyPath(file_okay=False, exists=True, path_type=Path),
     help="Another sweep of the same trials (e.g. unpruned): say whether its "
     "best configuration survived here.",
 )

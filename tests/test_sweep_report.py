@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -115,12 +116,14 @@ def test_a_damaged_metrics_line_is_skipped_and_told(single: Path) -> None:
     lines = metrics.read_text().splitlines()
     damaged = json.loads(lines[1])
     damaged["val_f1"] = "x"
-    metrics.write_text("\n".join(["{oops", json.dumps(damaged), "[1, 2]"]) + "\n")
+    damaged["val_loss"] = 10**400  # a gap in the curve, as "x" is
+    far = {**damaged, "epoch": 10**400}
+    records = ["{oops", json.dumps(damaged), "[1, 2]", json.dumps(far)]
+    metrics.write_text("\n".join(records) + "\n")
     result = CliRunner().invoke(cli, ["report", str(single)])
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        f"{metrics}, line 1: not an epoch record; skipped",
-        f"{metrics}, line 3: not an epoch record; skipped",
+        f"{metrics}, line {n}: not an epoch record; skipped" for n in (1, 3, 4)
     ]
     assert (single / "curves_by_hidden.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -136,30 +139,56 @@ def test_a_damaged_metrics_line_is_skipped_and_told(single: Path) -> None:
             {"version": 1, "spec": {}, "trials": [{}]},
             "trial 0 has no 'hyperparameters'",
         ),
-        ("hidden 5", "trial 0: hidden is 5, not a list of widths"),
-        ("no lr", "trial 0 lacks lr"),
     ],
 )
 def test_a_sweep_json_not_laid_out_as_a_sweep_is_one_line(
     single: Path, content: object, says: str
 ) -> None:
-    if isinstance(content, str):
-        info = json.loads((single / "sweep.json").read_text())
-        values = info["trials"][0]["hyperparameters"]
-        if content == "hidden 5":
-            values["hidden"] = 5
-        else:
-            del values["lr"]
-        content = info
     (single / "sweep.json").write_text(json.dumps(content))
+    check_refused(single, says)
+
+
+@pytest.mark.parametrize(
+    "key,value,says",
+    [
+        ("hidden", 5, "trial 0: hidden is 5, not a list of widths"),
+        ("lr", None, "trial 0 lacks lr"),
+        ("lr", "0.01", "trial 0: lr is '0.01', not a number"),
+        ("lr", math.nan, "trial 0: lr is nan, not a number"),
+        ("batch_size", 0, "trial 0: batch_size is 0, not a positive count"),
+        ("epochs", 2.0, "trial 0: epochs is 2.0, not a positive count"),
+        ("activation", 1, "trial 0: activation is 1, not a name"),
+        ("groups", [[0, 0, 3]], "spec.groups is not a list of stacks of distinct"),
+        ("groups", [[0, 9]], "spec.groups is not a list of stacks of distinct"),
+    ],
+)
+def test_a_trial_the_sweep_could_not_have_written_is_one_line(
+    single: Path, key: str, value: object, says: str
+) -> None:
+    info = json.loads((single / "sweep.json").read_text())
+    values = info["trials"][0]["hyperparameters"]
+    if key == "groups":
+        info["spec"]["groups"] = value
+    elif value is None:
+        del values[key]
+    else:
+        values[key] = value
+    (single / "sweep.json").write_text(json.dumps(info))
+    check_refused(single, says)
+    # A resume reads the folder the same way.
+    resumed = CliRunner().invoke(cli, ["sweep", "--resume", str(single)])
+    assert resumed.exit_code == 2 and says in resumed.output, resumed.output
+
+
+def check_refused(sweep: Path, says: str) -> None:
     for args in (
-        ["report", str(single)],
-        ["report", str(single), "--compare", str(single)],
+        ["report", str(sweep)],
+        ["report", str(sweep), "--compare", str(sweep)],
     ):
         result = CliRunner().invoke(cli, [*args, "--no-figures"])
         assert result.exit_code == 2, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
-        assert f"{single / 'sweep.json'}: {says}" in result.output
+        assert f"{sweep / 'sweep.json'}: {says}" in result.output
 
 
 def test_results_lines_that_are_no_trials_results_are_skipped(
@@ -175,12 +204,15 @@ def test_results_lines_that_are_no_trials_results_are_skipped(
         {**first, "trial": "1"},  # an index written as text
         {**first, "val_f1": "abc"},  # a metric that is no number
         {**first, "state": "exploded"},
+        {**first, "val_f1": math.nan},  # never written: the writers write null
+        {**first, "val_loss": math.inf},
+        {**first, "test_f1": 10**400},  # no float can hold it
         {**first, "lr": 123.0},  # hyperparameters come from sweep.json
     ]
     # A form feed splits a str's lines: it must not hide the lines after it.
-    path.write_text("x\f\n" + "".join(json.dumps(s) + "\n" for s in strays[:5]))
+    path.write_text("x\f\n" + "".join(json.dumps(s) + "\n" for s in strays[:-1]))
     with open(path, "a") as f:
-        f.write("\n".join(good) + "\n" + json.dumps(strays[5]) + "\n")
+        f.write("\n".join(good) + "\n" + json.dumps(strays[-1]) + "\n")
     with caplog.at_level(logging.WARNING):
         after = SweepFolder(single).results()
         result = CliRunner().invoke(cli, ["report", str(single), "--no-figures"])
@@ -188,7 +220,7 @@ def test_results_lines_that_are_no_trials_results_are_skipped(
     assert after == before
     warned = {r.getMessage() for r in caplog.records}
     assert warned == {
-        f"{path}, line {n}: not a results record; skipped" for n in range(1, 7)
+        f"{path}, line {n}: not a results record; skipped" for n in range(1, 10)
     }
     assert "trials have no final result" not in result.output
     members = [str(before[i]["members"]) for i in sorted(before)]
@@ -210,6 +242,82 @@ def test_an_unreadable_summary_is_told_and_its_trial_not_ended(
     assert message.endswith("; the trial counts as not ended")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"test": [1]},
+        {"epochs_run": "x"},
+        {"val": {"f1": "0.9"}},
+        {"best_value": 10**400},
+        {"state": "done"},
+    ],
+)
+def test_a_summary_not_laid_out_as_a_runs_is_told_and_trained_again(
+    single: Path, damage: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = SweepFolder(single).results()
+    lines = (single / "results.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["trial"] != 0]
+    (single / "results.jsonl").write_text("\n".join(kept) + "\n")
+    summary = single / "trial-0000" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), **damage}))
+    with caplog.at_level(logging.WARNING):
+        found = reports.build_report(single, None, "hidden", "lr", figures=False)
+    assert sorted(row["trial"] for row in found.rows) == [1, 2, 3]
+    told = f"{summary}: not a run's summary; the trial counts as not ended"
+    assert [r.getMessage() for r in caplog.records] == [told]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_sweep({"resume": single, "workers": 1})
+    # Trained again, alike (float64, the same stack), and told once.
+    assert [r.getMessage() for r in caplog.records] == [told]
+    after = SweepFolder(single).results()
+    assert after[0]["val_f1"] == pytest.approx(before[0]["val_f1"], abs=1e-12)
+    assert sorted(after) == [0, 1, 2, 3]
+
+
+def test_a_table_that_cannot_be_written_is_named(single: Path) -> None:
+    pytest.importorskip("matplotlib")
+    for name in ("configurations.csv", "heatmap_val_f1_hidden_lr.png"):
+        (single / name).mkdir()
+    result = CliRunner().invoke(cli, ["report", str(single)])
+    # One seed each: no configurations.csv to write, so the heatmap fails.
+    assert result.exit_code == 3, result.output
+    assert f"error: {single / 'heatmap_val_f1_hidden_lr.png'}: cannot be written" in (
+        result.output
+    )
+
+
+def test_a_resume_goes_on_past_tables_it_cannot_write(
+    repeated: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = (repeated / "results.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["trial"] >= 4]
+    (repeated / "results.jsonl").write_text("\n".join(kept) + "\n")
+    for i in range(4):
+        (repeated / f"trial-{i:04d}" / "summary.json").unlink()
+    (repeated / "configurations.csv").unlink()
+    (repeated / "configurations.csv").mkdir()
+    with caplog.at_level(logging.WARNING):
+        run_sweep({"resume": repeated, "workers": 1})
+    assert sorted(SweepFolder(repeated).results()) == list(range(12))
+    (message,) = {r.getMessage() for r in caplog.records}
+    assert message.startswith(f"{repeated / 'configurations.csv'}: cannot be written")
+    assert message.endswith("; results.jsonl keeps every result")
+    result = CliRunner().invoke(cli, ["report", str(repeated), "--no-figures"])
+    assert result.exit_code == 3
+    assert f"{repeated / 'configurations.csv'}: cannot be written" in result.output
+
+
+def test_configurations_rank_by_the_mean_best_value_in_its_direction(
+    repeated: Path,
+) -> None:
+    found = reports.build_report(repeated, "best_value", "hidden", "lr", figures=False)
+    means = [row["best_value_mean"] for row in found.configurations]
+    # The trials monitor val_loss: lowest first.
+    assert means == sorted(means) and None not in means
+
+
 def test_an_empty_spec_or_data_option_is_refused(
     small_magic: Path, tmp_path: Path
 ) -> None:
@@ -223,9 +331,18 @@ def test_an_empty_spec_or_data_option_is_refused(
             result.output
         )
     assert not runs.exists()
-    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path), "--data", ""])
-    assert result.exit_code == 2
-    assert "Invalid value for '--data': expected a value" in result.output
+    for args, named in (
+        (["evaluate", str(tmp_path), "--data", ""], "'--data'"),
+        (["report", str(tmp_path), "--sort", ""], "'--sort'"),
+        (["predict", str(tmp_path), ""], "'FILE'"),
+        (["predict", str(tmp_path), str(small_magic), "-o", ""], "'-o' / '--output'"),
+        (["sweep", "--resume", ""], "'--resume'"),
+        (["sweep", "--runs-dir", ""], "'--runs-dir'"),
+        (["train", "--runs-dir", ""], "'--runs-dir'"),
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"Invalid value for {named}: expected a value" in result.output
 
 
 def test_a_failed_trial_is_told_once_even_when_quiet(

@@ -22,18 +22,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlp_backend.errors import RunError
+from mlp_backend.errors import OutputError, RunError
 from mlp_backend.runs import (
     STATES,
     append_jsonl,
     create_folder,
+    finite_number,
     read_json,
     replace_bytes,
     whole_lines,
     write_json,
 )
 from mlp_backend.sweep.repeats import configurations, repeated
-from mlp_backend.sweep.spec import KEYS, Trial
+from mlp_backend.sweep.spec import KEYS, NUMBERS, Trial
 from mlp_backend.widths import widths_text
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ SWEEP_VERSION = 1
 FINAL_STATES = ("finished", "diverged", "pruned")
 #: The states a results line can record: a trial's state once it has ended.
 RESULT_STATES = tuple(s for s in STATES if s not in ("queued", "running"))
+#: Trial keys that the planner divides by or counts with: whole and positive.
+COUNTS = ("batch_size", "epochs")
 #: Results fields that hold a number or nothing, besides the val_ and test_
 #: metrics.
 NUMERIC = ("epochs_run", "best_epoch", "best_value", "seconds", "members")
@@ -94,6 +97,14 @@ class SweepFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Damage already told, so that a sweep that reads its files again
+        # (a resume does) warns of each place once.
+        self._told: set[str] = set()
+
+    def _tell(self, message: str) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            logger.warning("%s", message)
 
     @classmethod
     def create(
@@ -153,13 +164,19 @@ class SweepFolder:
             path = self.trial_path(i) / "summary.json"
             if not path.is_file():
                 continue
+            # A summary that cannot be read or is not one a run writes: a
+            # resume trains the trial again, a report lists it as not ended.
             try:
                 summary = read_json(path)
             except RunError as exc:
-                # A resume trains the trial again; a report lists it as not ended.
-                logger.warning("%s; the trial counts as not ended", exc)
+                self._tell(f"{exc}; the trial counts as not ended")
                 continue
-            if isinstance(summary, dict) and summary.get("state") in FINAL_STATES:
+            if not _is_summary(summary):
+                self._tell(
+                    f"{path}: not a run's summary; the trial counts as not ended"
+                )
+                continue
+            if summary["state"] in FINAL_STATES:
                 done[i] = summary
         return done
 
@@ -183,9 +200,7 @@ class SweepFolder:
         for number, line in enumerate(whole_lines(path.read_bytes()), start=1):
             record = _result_line(line, len(trials))
             if record is None:
-                logger.warning(
-                    "%s, line %d: not a results record; skipped", path, number
-                )
+                self._tell(f"{path}, line {number}: not a results record; skipped")
                 continue
             index = record["trial"]
             records[index] = {**record, **hyperparameters(trials[index])}
@@ -213,8 +228,14 @@ class SweepFolder:
         """
         for record in records:
             append_jsonl(self.path / "results.jsonl", record)
-        if records:
+        if not records:
+            return
+        try:
             self.write_csv(self.results())
+        except OutputError as exc:
+            # The tables are views of results.jsonl, which holds every result:
+            # the sweep goes on, and `report` writes them again.
+            self._tell(f"{exc}; results.jsonl keeps every result")
 
     def write_csv(self, records: dict[int, dict[str, Any]]) -> None:
         """Rewrites ``results.csv`` from ``records`` (by trial index) and,
@@ -247,7 +268,11 @@ def _write_table(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    replace_bytes(path, buffer.getvalue().encode())
+    try:
+        replace_bytes(path, buffer.getvalue().encode())
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise OutputError(f"{path}: cannot be written ({why})") from None
 
 
 def _check_layout(path: Path, info: dict[str, Any]) -> None:
@@ -276,6 +301,53 @@ def _check_layout(path: Path, info: dict[str, Any]) -> None:
             and all(type(w) is int and w > 0 for w in hidden)
         ):
             raise wrong(f"trial {n}: hidden is {hidden!r}, not a list of widths")
+        # Types only: a trial the sweep cannot train (an unknown activation,
+        # say) is recorded as failed when it runs, and the others go on.
+        for key in KEYS:
+            value = values[key]
+            if key in COUNTS and not (type(value) is int and value >= 1):
+                raise wrong(f"trial {n}: {key} is {value!r}, not a positive count")
+            if key in NUMBERS and not finite_number(value):
+                raise wrong(f"trial {n}: {key} is {value!r}, not a number")
+            if key not in NUMBERS and key != "hidden" and not isinstance(value, str):
+                raise wrong(f"trial {n}: {key} is {value!r}, not a name")
+    groups = info["spec"].get("groups")
+    if groups is not None:
+        members = [i for g in groups for i in g] if _lists(groups) else None
+        if (
+            members is None
+            or not all(type(i) is int and 0 <= i < len(entries) for i in members)
+            or len(set(members)) != len(members)
+        ):
+            raise wrong("spec.groups is not a list of stacks of distinct trials")
+
+
+def _lists(groups: Any) -> bool:
+    return isinstance(groups, list) and all(isinstance(g, list) and g for g in groups)
+
+
+def _is_summary(summary: Any) -> bool:
+    """Whether ``summary`` is laid out as a run's ``summary.json`` (see
+    :func:`job.finish_run`), as far as a results record reads it."""
+    if not isinstance(summary, dict) or summary.get("state") not in RESULT_STATES:
+        return False
+    for key in ("epochs_run", "best_epoch", "best_value", "seconds"):
+        value = summary.get(key)
+        if value is not None and not finite_number(value):
+            return False
+    for part in ("val", "test"):
+        figures = summary.get(part)
+        if figures is None:
+            continue
+        if not isinstance(figures, dict):
+            return False
+        for value in figures.values():
+            # Tables (the confusion matrix, TPR at each FPR) are not in records.
+            if value is None or isinstance(value, (list, dict)):
+                continue
+            if not finite_number(value):
+                return False
+    return True
 
 
 def _result_line(line: bytes, count: int) -> dict[str, Any] | None:
@@ -297,6 +369,6 @@ def _result_line(line: bytes, count: int) -> dict[str, Any] | None:
         return None
     for key, value in record.items():
         if key in NUMERIC or key.startswith(("val_", "test_")):
-            if value is not None and type(value) not in (int, float):
+            if value is not None and not finite_number(value):
                 return None
     return record

@@ -10,11 +10,11 @@ ranks and draws those means.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlp_backend.runs import finite_number
 from mlp_backend.sweep.spec import KEYS
 
 #: The hyperparameters that make a configuration.
@@ -40,10 +40,6 @@ def repeated(trials: Sequence[Mapping[str, Any]]) -> bool:
     return False
 
 
-def _is_figure(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
-
-
 def configurations(
     trials: Sequence[Mapping[str, Any]], records: Mapping[int, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -57,7 +53,8 @@ def configurations(
     Returns:
         Rows of the configuration's hyperparameters, ``seeds`` (its trials'
         seeds, space-separated), ``trained`` (how many of them trained) and,
-        for every ``val_`` and ``test_`` metric that a trained trial has,
+        for every ``val_`` and ``test_`` metric that a trained trial has and
+        for ``best_value`` (the monitored metric at the best epoch),
         ``<metric>_mean`` and ``<metric>_std`` over those trials (the
         standard deviation is None below two values).
     """
@@ -77,10 +74,10 @@ def configurations(
         metrics = [
             k
             for k in dict.fromkeys(k for r in trained for k in r)
-            if k.startswith(("val_", "test_"))
+            if k.startswith(("val_", "test_")) or k == "best_value"
         ]
         for metric in metrics:
-            values = [r[metric] for r in trained if _is_figure(r.get(metric))]
+            values = [r[metric] for r in trained if finite_number(r.get(metric))]
             row[f"{metric}_mean"] = statistics.fmean(values) if values else None
             row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
         rows.append(row)

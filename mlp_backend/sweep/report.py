@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlp_backend.errors import OutputError, RunError, UsageError
-from mlp_backend.runs import SWEEP_LOCK, FolderLock, whole_lines
+from mlp_backend.runs import SWEEP_LOCK, FolderLock, finite_number, whole_lines
 from mlp_backend.sweep.folder import (
     FINAL_STATES,
     SweepFolder,
@@ -147,7 +147,11 @@ def sort_configurations(
         )
     if not _is_metric(column):
         return list(rows)
-    sign = 1.0 if _lower_is_better(column) else -1.0
+    # best_value is each configuration's monitored metric; the trials'
+    # ranking has refused trials that monitor different ones.
+    monitors = {str(r.get("metric")) for r in rows}
+    ranked_as = monitors.pop() if column == "best_value" and monitors else column
+    sign = 1.0 if _lower_is_better(ranked_as) else -1.0
 
     def key(row: dict[str, Any]) -> float:
         value = row.get(f"{column}_mean")
@@ -299,8 +303,7 @@ def build_report(
             f"--compare: the best configuration is the best by a metric, and "
             f"--sort {sort_by} is none; sort by a val_ or test_ metric"
         )
-    with _writing(path / "results.csv"):
-        folder.write_csv(results)
+    folder.write_csv(results)
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
     report.written.append(path / "results.csv")
     flat = [hyperparameters(t) for t in SweepFolder.trials_of(info)]
@@ -384,21 +387,21 @@ def _history(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             record = None
-        if isinstance(record, dict) and _is_number(record.get("epoch")):
+        if isinstance(record, dict) and _is_epoch(record.get("epoch")):
             history.append(record)
         else:
             logger.warning("%s, line %d: not an epoch record; skipped", file, number)
     return history
 
 
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float)
+def _is_epoch(value: Any) -> bool:
+    return type(value) is int and 0 < value < 2**31
 
 
 def _figure(value: Any) -> float:
-    """A value to plot: a number, or NaN (a gap) for anything else, so that
-    a damaged record does not turn an axis into categories."""
-    return float(value) if _is_number(value) else math.nan
+    """A value to plot: a finite number, or NaN (a gap) for anything else, so
+    that a damaged record does not turn an axis into categories."""
+    return float(value) if finite_number(value) else math.nan
 
 
 def write_figures(
