@@ -547,7 +547,7 @@ RENAMED = (
             f"id,{MAGIC_HEADER},class",
             lambda row: f"7,{row}",
             "has 11 feature columns, the model expects 10 "
-            f"({', '.join(MAGIC_FEATURES)})",
+            f"({', '.join(MAGIC_FEATURES)}); 'id' is not among them",
         ),
         # Another model's names, and a feature that is no number.
         (
@@ -967,8 +967,8 @@ def test_files_scored_later_must_name_the_runs_columns(tmp_path):
     swapped.write_text("".join(f"{b},{a},{s},{c}\n" for a, b, s, c in rows))
     renamed = tmp_path / "renamed.csv"
     renamed.write_text("\n".join(["a,b,species,d", *lines[1:]]) + "\n")
-    order = f"{swapped}: has the model's feature columns in a different order; "
-    order += "expected a, b, c"
+    order = f"{swapped}: has the model's feature columns in a different order "
+    order += "(column 1 is 'b', the model expects 'a' there); expected a, b, c"
     name = f"{renamed}: column 3 is named 'd', the model expects 'c' (model "
     name += "features: a, b, c)"
     for args, message in (

@@ -425,7 +425,7 @@ def test_features_are_checked_before_any_row(tmp_path: Path, row: str) -> None:
         load_table(extra, features=Features(MAGIC_FEATURES))
     assert str(info.value) == (
         f"{extra}: has 11 feature columns, the model expects 10 "
-        f"({', '.join(MAGIC_FEATURES)})"
+        f"({', '.join(MAGIC_FEATURES)}); 'id' is not among them"
     )
 
 

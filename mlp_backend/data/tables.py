@@ -215,19 +215,29 @@ def _check_features(
     """Raise unless ``found`` (named: from a header or known layout) are the
     model's feature columns."""
     expected = list(features.names)
+    names = named and features.named
     if len(found) != len(expected):
+        # Named on both sides, the columns the model lacks say which to drop.
+        strangers = [f for f in found if f not in expected] if names else []
+        which = (
+            f"; {', '.join(repr(f) for f in strangers)} "
+            f"{'is' if len(strangers) == 1 else 'are'} not among them"
+            if strangers
+            else ""
+        )
         raise DataError(
             f"{shown}: has {len(found)} feature columns, the model expects "
-            f"{len(expected)} ({', '.join(expected)})"
+            f"{len(expected)} ({', '.join(expected)}){which}"
         )
-    if not (named and features.named) or found == expected:
+    if not names or found == expected:
         return
+    j = next(j for j, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
     if sorted(found) == sorted(expected):
         raise DataError(
-            f"{shown}: has the model's feature columns in a different order; "
-            f"expected {', '.join(expected)}"
+            f"{shown}: has the model's feature columns in a different order "
+            f"(column {j + 1} is {found[j]!r}, the model expects {expected[j]!r} "
+            f"there); expected {', '.join(expected)}"
         )
-    j = next(j for j, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
     raise DataError(
         f"{shown}: column {j + 1} is named {found[j]!r}, the model expects "
         f"{expected[j]!r} (model features: {', '.join(expected)})"
