@@ -9,6 +9,7 @@ lines. JSON has no NaN or Infinity: such values are written as ``null``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,10 +17,11 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlp_backend.errors import RunError, UsageError
+from mlp_backend.errors import OutputError, RunError, UsageError
 
 FORMAT = 1
 STATES = (
@@ -92,6 +94,17 @@ def replace_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
         # the new one is left beside it.
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turns a failure to write ``path`` (a table or figure that a command
+    makes for a person) into an :class:`OutputError` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise OutputError(f"{path}: cannot be written ({why})") from None
 
 
 def append_bytes(path: Path, data: bytes) -> None:

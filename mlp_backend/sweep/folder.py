@@ -32,6 +32,7 @@ from mlp_backend.runs import (
     replace_bytes,
     whole_lines,
     write_json,
+    writing,
 )
 from mlp_backend.sweep.repeats import configurations, repeated
 from mlp_backend.sweep.spec import KEYS, NUMBERS, Trial
@@ -230,19 +231,27 @@ class SweepFolder:
             append_jsonl(self.path / "results.jsonl", record)
         if not records:
             return
+        trials = self.trials_of(self.read())
         try:
-            self.write_csv(self.results())
+            self.write_csv(self.results(trials), trials)
         except OutputError as exc:
             # The tables are views of results.jsonl, which holds every result:
             # the sweep goes on, and `report` writes them again.
             self._tell(f"{exc}; results.jsonl keeps every result")
 
-    def write_csv(self, records: dict[int, dict[str, Any]]) -> None:
-        """Rewrites ``results.csv`` from ``records`` (by trial index) and,
-        where a configuration has several seeds, ``configurations.csv``."""
+    def write_csv(
+        self, records: dict[int, dict[str, Any]], trials: Sequence[Trial]
+    ) -> list[dict[str, Any]] | None:
+        """Rewrites ``results.csv`` from ``records`` (by trial index) of the
+        sweep's ``trials`` and, where a configuration has several seeds,
+        ``configurations.csv``.
+
+        Returns:
+            The rows of ``configurations.csv`` (see
+            :func:`repeats.configurations`), or None where it has none.
+        """
         # The columns every record has, so that a sweep with no result yet
         # still gets a header; its metrics follow as the records have them.
-        trials = self.trials_of(self.read())
         empty = result_record(0, trials[0], "", None) if trials else {}
         _write_table(
             self.path / "results.csv",
@@ -250,9 +259,11 @@ class SweepFolder:
             [records[index] for index in sorted(records)],
         )
         flat = [hyperparameters(t) for t in trials]
-        if repeated(flat):
-            rows = configurations(flat, records)
-            _write_table(self.path / "configurations.csv", [*rows[0]], rows)
+        if not repeated(flat):
+            return None
+        rows = configurations(flat, records)
+        _write_table(self.path / "configurations.csv", [*rows[0]], rows)
+        return rows
 
 
 def _write_table(
@@ -268,11 +279,8 @@ def _write_table(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    try:
+    with writing(path):
         replace_bytes(path, buffer.getvalue().encode())
-    except OSError as exc:
-        why = exc.strerror or exc
-        raise OutputError(f"{path}: cannot be written ({why})") from None
 
 
 def _check_layout(path: Path, info: dict[str, Any]) -> None:
@@ -331,7 +339,7 @@ def _is_summary(summary: Any) -> bool:
     :func:`job.finish_run`), as far as a results record reads it."""
     if not isinstance(summary, dict) or summary.get("state") not in RESULT_STATES:
         return False
-    for key in ("epochs_run", "best_epoch", "best_value", "seconds"):
+    for key in NUMERIC:
         value = summary.get(key)
         if value is not None and not finite_number(value):
             return False

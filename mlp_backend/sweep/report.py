@@ -6,24 +6,24 @@ Figures need matplotlib (the optional extra ``plot``); the leaderboard and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlp_backend.errors import OutputError, RunError, UsageError
-from mlp_backend.runs import SWEEP_LOCK, FolderLock, finite_number, whole_lines
-from mlp_backend.sweep.folder import (
-    FINAL_STATES,
-    SweepFolder,
-    hyperparameters,
-    result_record,
+from mlp_backend.errors import RunError, UsageError
+from mlp_backend.runs import (
+    SWEEP_LOCK,
+    FolderLock,
+    finite_number,
+    whole_lines,
+    writing,
 )
-from mlp_backend.sweep.repeats import SETTINGS, TRAINED, configurations, repeated
+from mlp_backend.sweep.folder import FINAL_STATES, SweepFolder, result_record
+from mlp_backend.sweep.repeats import SETTINGS, TRAINED
 from mlp_backend.sweep.spec import KEYS
 
 logger = logging.getLogger(__name__)
@@ -147,10 +147,11 @@ def sort_configurations(
         )
     if not _is_metric(column):
         return list(rows)
-    # best_value is each configuration's monitored metric; the trials'
-    # ranking has refused trials that monitor different ones.
-    monitors = {str(r.get("metric")) for r in rows}
-    ranked_as = monitors.pop() if column == "best_value" and monitors else column
+    ranked_as = column
+    if column == "best_value" and rows:
+        # Each configuration's monitored metric; the trials' ranking has
+        # refused trials that monitor different ones.
+        ranked_as = str(rows[0].get("metric"))
     sign = 1.0 if _lower_is_better(ranked_as) else -1.0
 
     def key(row: dict[str, Any]) -> float:
@@ -303,14 +304,11 @@ def build_report(
             f"--compare: the best configuration is the best by a metric, and "
             f"--sort {sort_by} is none; sort by a val_ or test_ metric"
         )
-    folder.write_csv(results)
+    means = folder.write_csv(results, SweepFolder.trials_of(info))
     report = Report(path, sort_rows(rows, sort_by), sort_by, pruning_savings(rows))
     report.written.append(path / "results.csv")
-    flat = [hyperparameters(t) for t in SweepFolder.trials_of(info)]
-    if repeated(flat):
-        report.configurations = sort_configurations(
-            configurations(flat, results), sort_by
-        )
+    if means is not None:
+        report.configurations = sort_configurations(means, sort_by)
         report.written.append(path / "configurations.csv")
     report.task = task
     report.total = len(info["trials"])
@@ -328,7 +326,7 @@ def build_report(
         metric = heatmap_metric(rows, sort_by, task)
         # With several seeds a cell shows a configuration's mean, not its
         # luckiest seed; a heatmap over the seed itself shows the trials.
-        cells = rows
+        cells = None
         if report.configurations and "seed" not in (x_key, y_key):
             cells = [_mean_row(row, metric) for row in report.configurations]
         report.figures = write_figures(path, rows, metric, x_key, y_key, task, cells)
@@ -343,17 +341,6 @@ def _mean_row(configuration: dict[str, Any], metric: str) -> dict[str, Any]:
         metric: configuration.get(f"{metric}_mean"),
         "state": TRAINED[0] if configuration["trained"] else None,
     }
-
-
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Turns a failure to write ``path`` into an :class:`OutputError` naming it."""
-    try:
-        yield
-    except OSError as exc:
-        raise OutputError(
-            f"{path}: cannot be written ({exc.strerror or exc})"
-        ) from None
 
 
 def task_of(info: dict[str, Any]) -> str:
@@ -416,8 +403,8 @@ def write_figures(
     """Curves per epoch by hidden size and by learning rate, and a heatmap.
 
     Args:
-        cells: What the heatmap ranks in each cell: ``rows`` when None,
-            else rows of configurations' means (see :func:`_mean_row`).
+        cells: What the heatmap ranks in each cell: the trials (``rows``)
+            when None, else configurations' means (see :func:`_mean_row`).
     """
     try:
         import matplotlib
@@ -460,13 +447,13 @@ def write_figures(
         axes[1].legend(fontsize="small")
         fig.suptitle(f"validation curves by {key}")
         out = path / f"curves_by_{key}.png"
-        with _writing(out):
+        with writing(out):
             fig.savefig(out, dpi=100)
         plt.close(fig)
         written.append(out)
-    means = cells is not None and cells is not rows
+    means = cells is not None
     written.append(
-        _heatmap(plt, path, cells or rows, metric, x_key, y_key, means=means)
+        _heatmap(plt, path, cells if means else rows, metric, x_key, y_key, means=means)
     )
     return written
 
@@ -536,7 +523,7 @@ def _heatmap(
     )
     fig.colorbar(image, ax=ax, label=label)
     out = path / f"heatmap_{metric}_{x_key}_{y_key}.png"
-    with _writing(out):
+    with writing(out):
         fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
